@@ -1,0 +1,82 @@
+// rides. active_user_id / active_bike_id are set only while a ride is active;
+// their unique keys let the database refuse a second active ride.
+import type { Executor } from '../stores/mysql.js';
+
+export interface RideRow {
+  id: number;
+  userId: number;
+  bikeId: number;
+  status: 'active' | 'finished';
+  startedAtMs: number;
+  endedAtMs: number;
+  durationSeconds: number;
+  fareCents: number;
+}
+
+interface RawRide {
+  id: number;
+  user_id: number;
+  bike_id: number;
+  status: 'active' | 'finished';
+  started_at_ms: number;
+  ended_at_ms: number | null;
+  duration_seconds: number | null;
+  fare_cents: number | null;
+}
+
+const toRide = (r: RawRide): RideRow => ({
+  id: Number(r.id),
+  userId: Number(r.user_id),
+  bikeId: Number(r.bike_id),
+  status: r.status,
+  startedAtMs: Number(r.started_at_ms),
+  endedAtMs: r.ended_at_ms === null ? 0 : Number(r.ended_at_ms),
+  durationSeconds: r.duration_seconds === null ? 0 : Number(r.duration_seconds),
+  fareCents: r.fare_cents === null ? 0 : Number(r.fare_cents),
+});
+
+const COLUMNS = 'id, user_id, bike_id, status, started_at_ms, ended_at_ms, duration_seconds, fare_cents';
+
+export async function activeRideOf(db: Executor, userId: number): Promise<RideRow | null> {
+  const rows = await db.rows<RawRide>(`SELECT ${COLUMNS} FROM rides WHERE active_user_id = ?`, [userId]);
+  return rows.length ? toRide(rows[0]) : null;
+}
+
+/** Inserts the active ride; a duplicate key means the user (or bike) already has one. */
+export async function insertActiveRide(
+  tx: Executor,
+  ride: { userId: number; bikeId: number; lat: number; lng: number; now: number },
+): Promise<number> {
+  const res = await tx.run(
+    "INSERT INTO rides (user_id, bike_id, status, active_user_id, active_bike_id, started_at_ms, start_lat, start_lng) VALUES (?, ?, 'active', ?, ?, ?, ?, ?)",
+    [ride.userId, ride.bikeId, ride.userId, ride.bikeId, ride.now, ride.lat, ride.lng],
+  );
+  return Number(res.insertId);
+}
+
+/** The user's ride, locked until the transaction ends. */
+export async function lockRide(tx: Executor, rideId: number, userId: number): Promise<RideRow | null> {
+  const rows = await tx.rows<RawRide>(`SELECT ${COLUMNS} FROM rides WHERE id = ? AND user_id = ? FOR UPDATE`, [rideId, userId]);
+  return rows.length ? toRide(rows[0]) : null;
+}
+
+export async function finishRide(
+  tx: Executor,
+  end: { rideId: number; endedAtMs: number; lat: number; lng: number; durationSeconds: number; fareCents: number },
+): Promise<boolean> {
+  const res = await tx.run(
+    "UPDATE rides SET status = 'finished', active_user_id = NULL, active_bike_id = NULL, ended_at_ms = ?, end_lat = ?, end_lng = ?, duration_seconds = ?, fare_cents = ? WHERE id = ? AND status = 'active'",
+    [end.endedAtMs, end.lat, end.lng, end.durationSeconds, end.fareCents, end.rideId],
+  );
+  return res.affectedRows === 1;
+}
+
+/** Newest first, strictly below `beforeId` (0 = from the newest). */
+export async function listRides(db: Executor, userId: number, beforeId: number, limit: number): Promise<RideRow[]> {
+  const rows = await db.rows<RawRide>(`SELECT ${COLUMNS} FROM rides WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?`, [
+    userId,
+    beforeId === 0 ? Number.MAX_SAFE_INTEGER : beforeId,
+    String(limit),
+  ]);
+  return rows.map(toRide);
+}
