@@ -48,6 +48,8 @@ export class Dispatcher implements FrameHandler, Pushes {
     try {
       if (route === undefined) throw new UnknownTypeError(type);
       if (this.draining) throw new ShuttingDownError();
+      // 0 is reserved for server pushes: an answer to it could not be matched.
+      if (requestId === 0) throw new BadRequestError('requestId', 'must be 1..2^32-1 (0 is reserved for server pushes)');
       let message: { token?: string };
       try {
         message = route.request.decode(body) as { token?: string };
