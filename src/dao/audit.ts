@@ -8,7 +8,6 @@ export interface AuditReport {
   finishedRides: number;
   /** users whose balance differs from the sum of their records */
   ledgerMismatches: { userId: number; balanceCents: number; recordSumCents: number }[];
-  usersWithoutAccount: number[];
   inUseBikesWithoutRide: number[];
   activeRidesWithoutInUseBike: number[];
   finishedRidesWithoutFare: number[];
@@ -23,7 +22,7 @@ export async function audit(db: Executor): Promise<AuditReport> {
     [],
   );
   const ledger = await db.rows<{ user_id: number; balance_cents: number; total: number }>(
-    'SELECT a.user_id, a.balance_cents, COALESCE(SUM(r.amount_cents), 0) AS total FROM accounts a LEFT JOIN account_records r ON r.user_id = a.user_id GROUP BY a.user_id, a.balance_cents HAVING a.balance_cents <> total',
+    'SELECT u.id AS user_id, u.balance_cents, COALESCE(SUM(r.amount_cents), 0) AS total FROM users u LEFT JOIN account_records r ON r.user_id = u.id GROUP BY u.id, u.balance_cents HAVING u.balance_cents <> total',
     [],
   );
   return {
@@ -32,7 +31,6 @@ export async function audit(db: Executor): Promise<AuditReport> {
     activeRides: Number(counts.active),
     finishedRides: Number(counts.finished),
     ledgerMismatches: ledger.map((r) => ({ userId: Number(r.user_id), balanceCents: Number(r.balance_cents), recordSumCents: Number(r.total) })),
-    usersWithoutAccount: ids(await db.rows('SELECT u.id FROM users u LEFT JOIN accounts a ON a.user_id = u.id WHERE a.user_id IS NULL', [])),
     inUseBikesWithoutRide: ids(await db.rows("SELECT b.id FROM bikes b LEFT JOIN rides r ON r.active_bike_id = b.id WHERE b.status = 'in_use' AND r.id IS NULL", [])),
     activeRidesWithoutInUseBike: ids(await db.rows("SELECT r.id FROM rides r JOIN bikes b ON b.id = r.bike_id WHERE r.status = 'active' AND b.status <> 'in_use'", [])),
     finishedRidesWithoutFare: ids(await db.rows("SELECT r.id FROM rides r LEFT JOIN account_records a ON a.ride_id = r.id WHERE r.status = 'finished' AND a.id IS NULL", [])),
@@ -51,7 +49,6 @@ export function auditProblems(report: AuditReport): string[] {
     if (list.length) problems.push(`${what}: ${list.length} (${JSON.stringify(list.slice(0, 5))}${list.length > 5 ? ' ...' : ''})`);
   };
   add('ledger mismatches (balance <> sum of records)', report.ledgerMismatches);
-  add('users without an account', report.usersWithoutAccount);
   add('in-use bikes without an active ride', report.inUseBikesWithoutRide);
   add('active rides whose bike is not in use', report.activeRidesWithoutInUseBike);
   add('finished rides without a fare record', report.finishedRidesWithoutFare);

@@ -44,10 +44,19 @@ export async function insertRecord(
   return Number(res.insertId);
 }
 
-/** The record a recharge with this key already wrote, if any. */
-export async function findByIdempotencyKey(db: Executor, userId: number, key: Buffer): Promise<RecordRow | null> {
-  const rows = await db.rows<RawRecord>(`SELECT ${COLUMNS} FROM account_records WHERE user_id = ? AND idempotency_key = ?`, [userId, key]);
-  return rows.length ? toRecord(rows[0]) : null;
+/**
+ * Locks the user's account row for a recharge and, in the same round trip,
+ * finds the record an earlier recharge with this key wrote (if any).
+ */
+export async function lockForRecharge(tx: Executor, userId: number, key: Buffer): Promise<{ balanceCents: number; earlier: RecordRow | null }> {
+  const rows = await tx.rows<RawRecord & { balance_cents: number }>(
+    'SELECT u.balance_cents, r.id, r.kind, r.amount_cents, r.balance_after_cents, r.created_at_ms, r.ride_id FROM users u ' +
+      'LEFT JOIN account_records r ON r.user_id = u.id AND r.idempotency_key = ? WHERE u.id = ? FOR UPDATE',
+    [key, userId],
+  );
+  if (!rows.length) throw new Error(`no user ${userId}`);
+  const row = rows[0];
+  return { balanceCents: Number(row.balance_cents), earlier: row.id === null ? null : toRecord(row) };
 }
 
 export async function findByRide(db: Executor, rideId: number): Promise<RecordRow | null> {

@@ -1,8 +1,8 @@
 // Balance, Recharge, ListAccountRecords. Money moves only inside Db.transaction.
 import type { Clock } from '../clock.js';
 import type { Db } from '../stores/mysql.js';
-import { balanceOf, lockBalance, setBalance } from '../dao/users.js';
-import { findByIdempotencyKey, insertRecord, listRecords, RECORD_RECHARGE } from '../dao/records.js';
+import { balanceOf, setBalance } from '../dao/users.js';
+import { insertRecord, listRecords, lockForRecharge, RECORD_RECHARGE } from '../dao/records.js';
 import type { AccountRecordPage, RechargeReply } from '../protocol/messages.js';
 import { decodeCursor, page } from './cursor.js';
 
@@ -24,8 +24,7 @@ export class AccountService {
   recharge(userId: number, amountCents: number, idempotencyKey: string): Promise<RechargeReply> {
     const key = Buffer.from(idempotencyKey, 'utf8');
     return this.db.transaction(async (tx) => {
-      const balance = await lockBalance(tx, userId);
-      const earlier = await findByIdempotencyKey(tx, userId, key);
+      const { balanceCents: balance, earlier } = await lockForRecharge(tx, userId, key);
       if (earlier) return { balanceCents: earlier.balanceAfterCents, recordId: earlier.id, duplicate: true };
       const now = this.clock.now();
       const after = balance + amountCents;

@@ -46,7 +46,7 @@ export class AuthService {
     }
     try {
       const now = this.clock.now();
-      const user = await this.db.transaction((tx) => upsertUserForLogin(tx, phone, now));
+      const user = await upsertUserForLogin(this.db, phone, now);
       const token = await this.sessions.create(user.userId);
       return {
         token,

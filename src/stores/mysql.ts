@@ -1,8 +1,10 @@
 // The mysql2 pool of one worker, and the one way SQL is run: prepared
 // statements (`execute`), with connectivity failures turned into
 // SERVICE_UNAVAILABLE at this boundary so no caller has to know mysql2 codes.
-import mysql from 'mysql2/promise';
-import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+// The callback API is used underneath: mysql2's promise wrapper captures a
+// stack trace per call, which showed up in the CPU profile of the hot path.
+import mysql from 'mysql2';
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2';
 import { ServiceUnavailableError } from '../errors.js';
 import { isMysqlUnreachable } from './unavailable.js';
 
@@ -37,9 +39,21 @@ export function createPool(options: MysqlOptions): Pool {
   });
 }
 
+type Target = Pool | PoolConnection;
+
+function execute(target: Target, sql: string, params: Param[], timeout: number): Promise<RowDataPacket[] | ResultSetHeader> {
+  return new Promise((resolve, reject) => {
+    target.execute<RowDataPacket[] | ResultSetHeader>({ sql, timeout }, params, (err, result) => (err ? reject(err) : resolve(result)));
+  });
+}
+
+function query(target: Target, sql: string): Promise<unknown> {
+  return new Promise((resolve, reject) => target.query(sql, (err, result) => (err ? reject(err) : resolve(result))));
+}
+
 class StatementRunner implements Executor {
   constructor(
-    protected readonly target: Pool | PoolConnection,
+    protected readonly target: Target,
     protected readonly options: MysqlOptions,
   ) {}
 
@@ -53,8 +67,7 @@ class StatementRunner implements Executor {
 
   private async exec(sql: string, params: Param[]): Promise<RowDataPacket[] | ResultSetHeader> {
     try {
-      const [result] = await this.target.execute<RowDataPacket[] | ResultSetHeader>({ sql, timeout: this.options.timeoutMs }, params);
-      return result;
+      return await execute(this.target, sql, params, this.options.timeoutMs);
     } catch (err) {
       throw this.translate(err);
     }
@@ -84,18 +97,18 @@ export class Db extends StatementRunner {
   async transaction<T>(work: (tx: Executor) => Promise<T>): Promise<T> {
     let conn: PoolConnection;
     try {
-      conn = await this.pool.getConnection();
+      conn = await new Promise<PoolConnection>((resolve, reject) => this.pool.getConnection((err, c) => (err ? reject(err) : resolve(c))));
     } catch (err) {
       throw this.translate(err);
     }
     let broken = false;
     try {
-      await conn.query('START TRANSACTION');
+      await query(conn, 'START TRANSACTION');
       const result = await work(new StatementRunner(conn, this.options));
-      await conn.query('COMMIT');
+      await query(conn, 'COMMIT');
       return result;
     } catch (err) {
-      await conn.query('ROLLBACK').catch(() => {
+      await query(conn, 'ROLLBACK').catch(() => {
         broken = true; // a connection in an unknown state never goes back to the pool
         conn.destroy();
       });
@@ -107,7 +120,7 @@ export class Db extends StatementRunner {
 
   async ping(): Promise<boolean> {
     try {
-      await this.pool.query({ sql: 'SELECT 1', timeout: this.options.timeoutMs });
+      await execute(this.pool, 'SELECT 1', [], this.options.timeoutMs);
       return true;
     } catch {
       return false;
@@ -116,13 +129,13 @@ export class Db extends StatementRunner {
 
   /** In use / idle / waiting, for the pool gauges (mysql2 keeps these on the pool). */
   poolStats(): { inUse: number; idle: number; waiting: number } {
-    const p = this.pool.pool as unknown as { _allConnections: { length: number }; _freeConnections: { length: number }; _connectionQueue: { length: number } };
+    const p = this.pool as unknown as { _allConnections?: { length: number }; _freeConnections?: { length: number }; _connectionQueue?: { length: number } };
     const all = p._allConnections?.length ?? 0;
     const idle = p._freeConnections?.length ?? 0;
     return { inUse: all - idle, idle, waiting: p._connectionQueue?.length ?? 0 };
   }
 
   async close(): Promise<void> {
-    await this.pool.end().catch(() => undefined);
+    await new Promise<void>((resolve) => this.pool.end(() => resolve()));
   }
 }

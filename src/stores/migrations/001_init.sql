@@ -1,23 +1,19 @@
 -- Money is BIGINT cents; times are BIGINT milliseconds since the epoch (UTC).
 
+-- A user and the user's account: the balance lives on the user row, so the
+-- first login creates both with one atomic statement (the login upsert).
 CREATE TABLE IF NOT EXISTS users (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
   phone VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  balance_cents BIGINT NOT NULL DEFAULT 0,
   created_at_ms BIGINT NOT NULL,
+  updated_at_ms BIGINT NOT NULL,
   last_login_at_ms BIGINT NOT NULL,
   login_count BIGINT UNSIGNED NOT NULL DEFAULT 1,
   UNIQUE KEY uk_users_phone (phone)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
--- Every user has exactly one account, created in the login transaction that creates the user.
-CREATE TABLE IF NOT EXISTS accounts (
-  user_id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
-  balance_cents BIGINT NOT NULL DEFAULT 0,
-  updated_at_ms BIGINT NOT NULL,
-  CONSTRAINT fk_accounts_user FOREIGN KEY (user_id) REFERENCES users (id)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
-
--- The ledger: for every user, accounts.balance_cents = SUM(amount_cents).
+-- The ledger: for every user, users.balance_cents = SUM(amount_cents).
 -- kind: 1 = RECHARGE (idempotency_key set), 2 = RIDE_FARE (ride_id set).
 CREATE TABLE IF NOT EXISTS account_records (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
