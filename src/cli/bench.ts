@@ -527,6 +527,34 @@ async function createUser(client: BikeClient, phone: string, code?: string): Pro
   }
 }
 
+/**
+ * Setup calls whose outcome is unknown (INTERNAL, SERVICE_UNAVAILABLE) are
+ * retried as they are, as the protocol allows: a Recharge keeps its key. (The
+ * server answers INTERNAL when MariaDB picks a concurrent Recharge as a
+ * deadlock victim; the measured run counts those as errors, setup retries.)
+ */
+async function retried<T>(call: () => Promise<T>, attempts = 10): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await call();
+    } catch (err) {
+      const unknown = err instanceof ServerError && (err.code === ErrorCode.INTERNAL || err.code === ErrorCode.SERVICE_UNAVAILABLE);
+      if (!unknown || i >= attempts) throw err;
+      await sleep(10 * i + Math.random() * 20);
+    }
+  }
+}
+
+/** Names the setup step a server error came from. */
+async function step<T>(what: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof ServerError || err instanceof ClientError) throw new BenchSetupError(`bench setup: ${what}: ${err.message}`);
+    throw err;
+  }
+}
+
 async function seedBikes(mysqlUrl: string, count: number, center: { lat: number; lng: number }): Promise<{ ids: number[]; first: { lat: number; lng: number } }> {
   const [{ createPool, Db }, { BikeService }, { systemClock }] = await Promise.all([
     import('../stores/mysql.js'),
@@ -576,7 +604,7 @@ async function prepare(o: BenchOptions, runTag: string, mix: [MixOp, number][]):
     let n = 0;
     const setupPhone = () => phoneOf(runTag, 99, n++);
     const firstPhone = setupPhone();
-    const firstCode = await probeCodes(clients[0], firstPhone);
+    const firstCode = await step('RequestCode (probe)', () => probeCodes(clients[0], firstPhone));
 
     let bikes: number[] = [];
     if (needsBikes) {
@@ -589,7 +617,7 @@ async function prepare(o: BenchOptions, runTag: string, mix: [MixOp, number][]):
         }
         const seeded = await seedBikes(o.mysqlUrl, lanes, o.center ?? DEFAULT_CENTER);
         // The server must see them: the first one, searched for exactly where it stands.
-        const found = await clients[0].nearbyBikes({ lat: seeded.first.lat, lng: seeded.first.lng, radiusM: 1, limit: 100 });
+        const found = await step('FindNearbyBikes (are the seeded bikes visible?)', () => clients[0].nearbyBikes({ lat: seeded.first.lat, lng: seeded.first.lng, radiusM: 1, limit: 100 }));
         if (!found.bikes.some((b) => b.bikeId === seeded.ids[0])) {
           throw new BenchSetupError('bench: the bikes seeded through BIKE_MYSQL_URL are not visible to the server: it must name the database the server uses');
         }
@@ -600,10 +628,16 @@ async function prepare(o: BenchOptions, runTag: string, mix: [MixOp, number][]):
     if (usersPer !== 'none') {
       const count = usersPer === 'conn' ? connections : lanes;
       const phones = Array.from({ length: count }, (_, i) => (i === 0 ? firstPhone : setupPhone()));
-      const tokens = await mapLimit(count, 64, (i) => createUser(clients[i % clients.length], phones[i], i === 0 ? firstCode : undefined));
+      const tokens = await step(`logging in ${count} users`, () => mapLimit(count, 64, (i) => createUser(clients[i % clients.length], phones[i], i === 0 ? firstCode : undefined)));
       if (needsBikes) {
         // Fares come out of this; the ride lanes top it up as they go.
-        await mapLimit(count, 64, (i) => clients[i % clients.length].request('Recharge', { token: tokens[i], amountCents: 1_000_000, idempotencyKey: `setup-${runTag}-${randomBytes(6).toString('hex')}-${i}` }));
+        await step(`recharging ${count} users`, () =>
+          // Few at a time: concurrent first recharges of new users deadlock in the server (see retried()).
+          mapLimit(count, 4, (i) => {
+            const idempotencyKey = `setup-${runTag}-${randomBytes(6).toString('hex')}-${i}`;
+            return retried(() => clients[i % clients.length].request('Recharge', { token: tokens[i], amountCents: 1_000_000, idempotencyKey }));
+          }),
+        );
       }
       conns.forEach((lanesOf, c) =>
         lanesOf.forEach((lane, d) => {

@@ -5,7 +5,7 @@ import { schema } from '../config/schema.js';
 export function optionTable(): string {
   const lines = ['| option | env | default | meaning |', '|---|---|---|---|'];
   for (const [name, o] of Object.entries(schema)) {
-    const def = name === 'workers' ? 'number of cores' : JSON.stringify(o.default);
+    const def = name === 'workers' ? 'number of usable cores' : JSON.stringify(o.default);
     lines.push(`| ${name} | ${o.env} | ${def} | ${o.doc} |`);
   }
   return lines.join('\n');

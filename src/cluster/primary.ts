@@ -28,12 +28,11 @@ export async function runPrimary(config: Config): Promise<void> {
   const missing = new Gauge({ name: 'bike_metrics_workers_missing', help: 'Workers that did not answer the last /metrics scrape in time.', registers: [registry] });
   const scraper = new ClusterScraper();
 
-  await migrateWithRetry(config, log);
-
   const workers = new Map<number, WorkerState>();
   const deaths: number[] = [];
   let draining = false;
   let forced = false;
+  let migrated = false;
 
   const fork = () => {
     const worker = cluster.fork();
@@ -75,12 +74,11 @@ export async function runPrimary(config: Config): Promise<void> {
     }, backoff);
   });
 
-  for (let i = 0; i < config.workers; i++) fork();
-
   const http = await serveHttp(config.host, config.metricsPort, {
-    alive: () => workers.size > 0,
+    alive: () => !migrated || workers.size > 0,
     notReady: () => {
       if (draining) return 'draining';
+      if (!migrated) return 'migrating';
       const states = [...workers.values()];
       if (states.filter((s) => s.listening).length < config.workers) return 'workers starting';
       if (!states.every((s) => s.mysql)) return 'mysql unreachable';
@@ -124,12 +122,19 @@ export async function runPrimary(config: Config): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+
+  // Health and signals are live before the (possibly slow) migration, so
+  // probes get an honest 503 "migrating" and a stop is never ignored.
+  if (config.migrateOnStart) await migrateWithRetry(config, log, () => draining);
+  migrated = true;
+  if (draining) return;
+  for (let i = 0; i < config.workers; i++) fork();
   log.info({ workers: config.workers, port: config.port, metricsPort: config.metricsPort }, 'primary started');
 }
 
-async function migrateWithRetry(config: Config, log: ReturnType<typeof createLogger>): Promise<void> {
+async function migrateWithRetry(config: Config, log: ReturnType<typeof createLogger>, stopping: () => boolean): Promise<void> {
   const deadline = Date.now() + 60_000;
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1; !stopping(); attempt++) {
     try {
       const result = await migrate(config.mysqlUrl, config.storeTimeoutMs);
       log.info({ database: result.database, applied: result.applied }, 'schema ready');

@@ -9,6 +9,7 @@ export interface Config {
   port: number;
   metricsPort: number;
   workers: number;
+  migrateOnStart: boolean;
   mysqlUrl: string;
   mysqlPoolSize: number;
   redisUrl: string;

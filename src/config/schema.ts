@@ -2,6 +2,22 @@
 // name in upper snake case; docs/configuration.md is generated from this list
 // (`npx bikeshare config --markdown`).
 import { availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
+
+/**
+ * One worker per core the process may really use: the cgroup v2 CPU quota
+ * (a container's CPU limit) when there is one, else the cores of the machine.
+ */
+export function usableCores(cpuMax = '/sys/fs/cgroup/cpu.max'): number {
+  const cores = availableParallelism();
+  try {
+    const [quota, period] = readFileSync(cpuMax, 'utf8').trim().split(/\s+/);
+    if (quota === 'max') return cores;
+    return Math.max(1, Math.min(cores, Math.ceil(Number(quota) / Number(period))));
+  } catch {
+    return cores;
+  }
+}
 
 const positive = (name: string) => (v: unknown) => {
   if (!Number.isInteger(v) || (v as number) < 1) throw new Error(`${name} must be a positive integer`);
@@ -26,7 +42,8 @@ export const schema = {
   host: { doc: 'Address the protocol port binds to.', format: String, default: '0.0.0.0', env: 'BIKE_HOST' },
   port: { doc: 'Protocol (TCP) port.', format: port, default: 7000, env: 'BIKE_PORT' },
   metricsPort: { doc: 'HTTP port of /metrics, /healthz and /readyz (served by the primary).', format: port, default: 9464, env: 'BIKE_METRICS_PORT' },
-  workers: { doc: 'Worker processes (reactors); default one per core.', format: positive('workers'), default: availableParallelism(), env: 'BIKE_WORKERS' },
+  workers: { doc: 'Worker processes (reactors); default one per usable core (the container CPU limit if there is one).', format: positive('workers'), default: usableCores(), env: 'BIKE_WORKERS' },
+  migrateOnStart: { doc: 'Apply schema migrations when the service starts (turn off to run `bikeshare migrate` as a separate job with DDL rights).', format: Boolean, default: true, env: 'BIKE_MIGRATE_ON_START' },
   mysqlUrl: { doc: 'MySQL/MariaDB URL; its database is created and migrated on start.', format: url(['mysql:']), default: 'mysql://root@127.0.0.1:3306/bikeshare', env: 'BIKE_MYSQL_URL', sensitive: true },
   mysqlPoolSize: { doc: 'mysql2 pool connections per worker.', format: positive('mysqlPoolSize'), default: 16, env: 'BIKE_MYSQL_POOL_SIZE' },
   redisUrl: { doc: 'Redis URL (sessions, codes, rate limits).', format: url(['redis:', 'rediss:']), default: 'redis://127.0.0.1:6379/0', env: 'BIKE_REDIS_URL', sensitive: true },

@@ -45,18 +45,19 @@ export async function insertRecord(
 }
 
 /**
- * Locks the user's account row for a recharge and, in the same round trip,
- * finds the record an earlier recharge with this key wrote (if any).
+ * Locks the user's account row for a recharge, then finds the record an
+ * earlier recharge with this key wrote (if any). Two statements on purpose:
+ * a locking read of account_records (FOR UPDATE over a LEFT JOIN) takes a gap
+ * lock where the key is missing, and that gap is shared with other users'
+ * keys, so concurrent first recharges of different users deadlock on their
+ * INSERTs. The plain read below takes no lock; it runs after the row lock is
+ * granted, so its snapshot sees every earlier recharge of this user.
  */
 export async function lockForRecharge(tx: Executor, userId: number, key: Buffer): Promise<{ balanceCents: number; earlier: RecordRow | null }> {
-  const rows = await tx.rows<RawRecord & { balance_cents: number }>(
-    'SELECT u.balance_cents, r.id, r.kind, r.amount_cents, r.balance_after_cents, r.created_at_ms, r.ride_id FROM users u ' +
-      'LEFT JOIN account_records r ON r.user_id = u.id AND r.idempotency_key = ? WHERE u.id = ? FOR UPDATE',
-    [key, userId],
-  );
-  if (!rows.length) throw new Error(`no user ${userId}`);
-  const row = rows[0];
-  return { balanceCents: Number(row.balance_cents), earlier: row.id === null ? null : toRecord(row) };
+  const users = await tx.rows<{ balance_cents: number }>('SELECT balance_cents FROM users WHERE id = ? FOR UPDATE', [userId]);
+  if (!users.length) throw new Error(`no user ${userId}`);
+  const rows = await tx.rows<RawRecord>(`SELECT ${COLUMNS} FROM account_records WHERE user_id = ? AND idempotency_key = ?`, [userId, key]);
+  return { balanceCents: Number(users[0].balance_cents), earlier: rows.length ? toRecord(rows[0]) : null };
 }
 
 export async function findByRide(db: Executor, rideId: number): Promise<RecordRow | null> {

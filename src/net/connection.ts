@@ -43,12 +43,14 @@ export class Connection {
   private corked = false;
   private stopped = false; // a framing fault: no more frames are read
   private closeWhenIdle = false; // FIN as soon as nothing is in flight
+  private draining = false; // every frame read now is refused at once, holding no in-flight slot
   private finalFrame: Buffer | null = null; // written just before the FIN
   private endReason: CloseReason | null = null; // why we sent the FIN
   private ended = false;
   private readonly sink = (type: number, requestId: number, body: Buffer): boolean => {
     if (this.stopped) return false;
     this.inflight++;
+    this.partialSince = 0; // a whole frame was read: the next one's clock starts afresh
     this.handler.onFrame(this, type, requestId, body);
     return this.canRead();
   };
@@ -93,6 +95,17 @@ export class Connection {
     this.write(frame);
   }
 
+  /**
+   * The drain began: sends the notice, and reads on past the in-flight bound,
+   * so that requests the client sent before it (maybe still unread behind a
+   * slow one) are answered, if only with SHUTTING_DOWN, before the FIN.
+   */
+  startDrain(notice: Buffer): void {
+    this.draining = true;
+    this.push(notice);
+    this.maybeResume();
+  }
+
   /** Half-closes once every request already read is answered (the drain). */
   endWhenIdle(reason: CloseReason): void {
     this.endReason ??= reason;
@@ -113,8 +126,16 @@ export class Connection {
     if (this.stopped) return;
     const fault = this.framer.push(chunk, this.sink);
     if (fault) return this.onFault(fault);
-    this.partialSince = this.framer.hasPartialFrame ? this.partialSince || now : 0;
+    this.trackPartial(now);
     if (!this.canRead()) this.pauseReading();
+  }
+
+  // The incomplete-frame clock (idle sweep) runs only while we wait on the
+  // client: not while this connection's requests fill every in-flight slot,
+  // when unread bytes are whole frames we chose not to read yet.
+  private trackPartial(now: number): void {
+    const busy = this.inflight >= this.limits.maxInflightPerConnection;
+    this.partialSince = this.framer.hasPartialFrame && !busy ? this.partialSince || now : 0;
   }
 
   // The stream can no longer be trusted: answer what was read, then the Error, then FIN.
@@ -126,7 +147,10 @@ export class Connection {
   }
 
   private canRead(): boolean {
-    return this.inflight < this.limits.maxInflightPerConnection && !this.waitingDrain;
+    // Unsent answers do not pause reading (only the in-flight bound does): a
+    // client that does not read its answers must reach maxWriteBufferBytes
+    // and be closed (write()), not be held open until the idle sweep.
+    return this.draining || this.inflight < this.limits.maxInflightPerConnection;
   }
 
   private pauseReading(): void {
@@ -142,6 +166,7 @@ export class Connection {
     // Frames that arrived before the pause come first.
     const fault = this.framer.resume(this.sink);
     if (fault) return this.onFault(fault);
+    this.trackPartial(Date.now());
     if (this.canRead()) this.socket.resume();
     else this.pauseReading();
   }

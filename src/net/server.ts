@@ -62,7 +62,7 @@ export class ProtocolServer {
   async drain(): Promise<void> {
     this.server.close();
     const notice = this.handler.drainNotice();
-    for (const conn of this.connections.all()) conn.push(notice);
+    for (const conn of this.connections.all()) conn.startDrain(notice);
     await new Promise((r) => setTimeout(r, DRAIN_GRACE_MS));
     for (const conn of this.connections.all()) conn.endWhenIdle('drained');
     while (this.connections.size > 0) await new Promise((r) => setTimeout(r, 20));
