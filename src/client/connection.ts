@@ -8,7 +8,7 @@ import { Framer } from '../protocol/framer.js';
 import { encodeFrame, MAX_REQUEST_ID, REPLY_BIT } from '../protocol/header.js';
 import { codec } from '../protocol/codec.js';
 import { MessageType } from '../protocol/types.js';
-import type { ErrorMessage, ServerNotice } from '../protocol/messages.js';
+import { ErrorCode, type ErrorMessage, type ServerNotice } from '../protocol/messages.js';
 import { ClientError, ServerError } from './errors.js';
 
 export interface ConnectOptions {
@@ -84,6 +84,9 @@ export class ClientConnection extends EventEmitter {
   /** Sends one request body and resolves with the answer body (or rejects with ServerError/ClientError). */
   async call(type: number, body: Uint8Array, timeoutMs: number): Promise<Buffer> {
     if (this.pending.size >= this.maxInflight) await new Promise<void>((go) => this.queue.push(go));
+    // Not sent on a draining connection, whose server may FIN before reading it:
+    // refused like the server would (no effect), so BikeClient sends it anew elsewhere.
+    if (this.draining) throw new ServerError(ErrorCode.SHUTTING_DOWN, 'not sent: the connection is draining');
     if (this.socket.destroyed) throw new ClientError('CLOSED', this.closedError?.message ?? 'connection closed');
     const requestId = this.nextId;
     this.nextId = this.nextId >= MAX_REQUEST_ID ? 1 : this.nextId + 1;
@@ -116,6 +119,7 @@ export class ClientConnection extends EventEmitter {
   private onFrame(type: number, requestId: number, body: Buffer): void {
     if (type === MessageType.ServerNotice && requestId === 0) {
       this.draining = true;
+      for (const go of this.queue.splice(0)) go(); // the queued requests go elsewhere now
       this.emit('notice', noticeCodec.decode(body));
       return;
     }
