@@ -36,6 +36,7 @@ export class ClientConnection extends EventEmitter {
   private readonly pending = new Map<number, Pending>();
   private readonly queue: (() => void)[] = [];
   private nextId = 1;
+  private corked = false;
   private closedError: Error | null = null;
   /** Set once the server said it is draining: send nothing new here. */
   draining = false;
@@ -99,8 +100,20 @@ export class ClientConnection extends EventEmitter {
         }, timeoutMs);
       }
       this.pending.set(requestId, p);
+      // Requests made in one turn of the event loop leave in one writev.
+      if (!this.corked) {
+        this.corked = true;
+        this.socket.cork();
+        process.nextTick(uncork, this);
+      }
       this.socket.write(encodeFrame(type, requestId, body));
     });
+  }
+
+  /** @internal the end of a corked batch */
+  flush(): void {
+    this.corked = false;
+    this.socket.uncork();
   }
 
   /** Raw bytes, for tests of the server's framing. */
@@ -161,4 +174,8 @@ export class ClientConnection extends EventEmitter {
     for (const go of this.queue.splice(0)) go();
     this.emit('close', err);
   }
+}
+
+function uncork(conn: ClientConnection): void {
+  conn.flush();
 }

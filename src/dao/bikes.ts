@@ -19,11 +19,6 @@ interface RawBike {
 }
 const toBike = (r: RawBike): BikeRow => ({ id: Number(r.id), status: r.status, lat: Number(r.lat), lng: Number(r.lng) });
 
-export async function findBike(db: Executor, bikeId: number): Promise<BikeRow | null> {
-  const rows = await db.rows<RawBike>('SELECT id, status, lat, lng FROM bikes WHERE id = ?', [bikeId]);
-  return rows.length ? toBike(rows[0]) : null;
-}
-
 /** available -> in_use; true for the one caller that won the bike. */
 export async function takeBike(tx: Executor, bikeId: number, now: number): Promise<boolean> {
   const res = await tx.run("UPDATE bikes SET status = 'in_use', updated_at_ms = ? WHERE id = ? AND status = 'available'", [now, bikeId]);

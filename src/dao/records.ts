@@ -44,20 +44,10 @@ export async function insertRecord(
   return Number(res.insertId);
 }
 
-/**
- * Locks the user's account row for a recharge, then finds the record an
- * earlier recharge with this key wrote (if any). Two statements on purpose:
- * a locking read of account_records (FOR UPDATE over a LEFT JOIN) takes a gap
- * lock where the key is missing, and that gap is shared with other users'
- * keys, so concurrent first recharges of different users deadlock on their
- * INSERTs. The plain read below takes no lock; it runs after the row lock is
- * granted, so its snapshot sees every earlier recharge of this user.
- */
-export async function lockForRecharge(tx: Executor, userId: number, key: Buffer): Promise<{ balanceCents: number; earlier: RecordRow | null }> {
-  const users = await tx.rows<{ balance_cents: number }>('SELECT balance_cents FROM users WHERE id = ? FOR UPDATE', [userId]);
-  if (!users.length) throw new Error(`no user ${userId}`);
-  const rows = await tx.rows<RawRecord>(`SELECT ${COLUMNS} FROM account_records WHERE user_id = ? AND idempotency_key = ?`, [userId, key]);
-  return { balanceCents: Number(users[0].balance_cents), earlier: rows.length ? toRecord(rows[0]) : null };
+/** The record a recharge with this key wrote, if any (a plain read: no locks). */
+export async function findByIdempotencyKey(db: Executor, userId: number, key: Buffer): Promise<RecordRow | null> {
+  const rows = await db.rows<RawRecord>(`SELECT ${COLUMNS} FROM account_records WHERE user_id = ? AND idempotency_key = ?`, [userId, key]);
+  return rows.length ? toRecord(rows[0]) : null;
 }
 
 export async function findByRide(db: Executor, rideId: number): Promise<RecordRow | null> {

@@ -1,6 +1,7 @@
 // rides. active_user_id / active_bike_id are set only while a ride is active;
 // their unique keys let the database refuse a second active ride.
 import type { Executor } from '../stores/mysql.js';
+import type { BikeStatus } from './bikes.js';
 
 export interface RideRow {
   id: number;
@@ -54,10 +55,45 @@ export async function insertActiveRide(
   return Number(res.insertId);
 }
 
-/** The user's ride, locked until the transaction ends. */
-export async function lockRide(tx: Executor, rideId: number, userId: number): Promise<RideRow | null> {
-  const rows = await tx.rows<RawRide>(`SELECT ${COLUMNS} FROM rides WHERE id = ? AND user_id = ? FOR UPDATE`, [rideId, userId]);
-  return rows.length ? toRide(rows[0]) : null;
+/** The user's ride and the user's balance, both rows locked until the transaction ends. */
+export async function lockRideAndBalance(tx: Executor, rideId: number, userId: number): Promise<{ ride: RideRow; balanceCents: number } | null> {
+  const rows = await tx.rows<RawRide & { balance_cents: number }>(
+    'SELECT r.id, r.user_id, r.bike_id, r.status, r.started_at_ms, r.ended_at_ms, r.duration_seconds, r.fare_cents, u.balance_cents ' +
+      'FROM rides r JOIN users u ON u.id = r.user_id WHERE r.id = ? AND r.user_id = ? FOR UPDATE',
+    [rideId, userId],
+  );
+  return rows.length ? { ride: toRide(rows[0]), balanceCents: Number(rows[0].balance_cents) } : null;
+}
+
+/** What UnlockBike checks before it takes the bike, read in one round trip. */
+export interface UnlockView {
+  bike: { id: number; status: BikeStatus; lat: number; lng: number } | null;
+  activeRide: { id: number; bikeId: number; startedAtMs: number } | null;
+  balanceCents: number;
+}
+
+export async function unlockView(db: Executor, userId: number, bikeId: number): Promise<UnlockView> {
+  const rows = await db.rows<{
+    balance_cents: number;
+    bike_id: number | null;
+    bike_status: BikeStatus | null;
+    lat: number | null;
+    lng: number | null;
+    ride_id: number | null;
+    ride_bike_id: number | null;
+    started_at_ms: number | null;
+  }>(
+    'SELECT u.balance_cents, b.id AS bike_id, b.status AS bike_status, b.lat, b.lng, r.id AS ride_id, r.bike_id AS ride_bike_id, r.started_at_ms ' +
+      'FROM users u LEFT JOIN bikes b ON b.id = ? LEFT JOIN rides r ON r.active_user_id = u.id WHERE u.id = ?',
+    [bikeId, userId],
+  );
+  const r = rows[0];
+  if (!r) throw new Error(`no user ${userId}`);
+  return {
+    balanceCents: Number(r.balance_cents),
+    bike: r.bike_id === null ? null : { id: Number(r.bike_id), status: r.bike_status!, lat: Number(r.lat), lng: Number(r.lng) },
+    activeRide: r.ride_id === null ? null : { id: Number(r.ride_id), bikeId: Number(r.ride_bike_id), startedAtMs: Number(r.started_at_ms) },
+  };
 }
 
 export async function finishRide(

@@ -98,8 +98,7 @@ export class Dispatcher implements FrameHandler, Pushes {
   private answerOk(connId: number, route: Route, requestId: number, reply: unknown, started: number): void {
     const frame = encodeFrame(replyType(route.entry.id), requestId, route.reply.encode(reply as object));
     this.connections!.answer(connId, frame);
-    this.metrics.requests.inc({ type: route.entry.request, code: 'OK' });
-    this.metrics.duration.observe({ type: route.entry.request }, (performance.now() - started) / 1000);
+    this.metrics.count(route.entry.request, 'OK', (performance.now() - started) / 1000);
   }
 
   private answerError(connId: number, type: number, requestId: number, err: unknown, started: number): void {
@@ -116,8 +115,7 @@ export class Dispatcher implements FrameHandler, Pushes {
       this.log.error({ err, conn: connId, type: typeLabel, requestId }, 'request failed unexpectedly');
     }
     this.connections!.answer(connId, this.errorFrame(requestId, error));
-    this.metrics.requests.inc({ type: typeLabel, code: error.codeName });
-    if (route) this.metrics.duration.observe({ type: typeLabel }, (performance.now() - started) / 1000);
+    this.metrics.count(typeLabel, error.codeName, (performance.now() - started) / 1000);
   }
 
   private errorFrame(requestId: number, error: BikeError): Buffer {

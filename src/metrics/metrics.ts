@@ -51,6 +51,24 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // Label children bound once per (type, code): the per-request path then
+  // skips prom-client's label hashing.
+  private readonly bound = new Map<string, { inc: () => void; observe: (s: number) => void }>();
+
+  /** One answered request: the counter by type and code, the histogram by type. */
+  count(type: string, code: string, seconds: number): void {
+    const key = type + ' ' + code;
+    let b = this.bound.get(key);
+    if (!b) {
+      const counter = this.requests.labels({ type, code });
+      const histogram = this.duration.labels({ type });
+      b = { inc: () => counter.inc(), observe: (s) => histogram.observe(s) };
+      this.bound.set(key, b);
+    }
+    b.inc();
+    b.observe(seconds);
+  }
+
   constructor(options: { defaults?: boolean } = {}) {
     if (options.defaults !== false) collectDefaultMetrics({ register: this.registry });
   }

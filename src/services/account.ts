@@ -1,8 +1,8 @@
 // Balance, Recharge, ListAccountRecords. Money moves only inside Db.transaction.
 import type { Clock } from '../clock.js';
 import type { Db } from '../stores/mysql.js';
-import { balanceOf, setBalance } from '../dao/users.js';
-import { insertRecord, listRecords, lockForRecharge, RECORD_RECHARGE } from '../dao/records.js';
+import { balanceOf, lockBalance, setBalance } from '../dao/users.js';
+import { findByIdempotencyKey, insertRecord, listRecords, RECORD_RECHARGE } from '../dao/records.js';
 import type { AccountRecordPage, RechargeReply } from '../protocol/messages.js';
 import { decodeCursor, page } from './cursor.js';
 
@@ -17,21 +17,29 @@ export class AccountService {
   }
 
   /**
-   * One transaction: lock the account row (so one user's recharges queue up
-   * behind each other), return the stored answer if this key was applied
-   * already, else raise the balance and write the RECHARGE record.
+   * One transaction: lock the account row (one user's recharges queue up
+   * behind each other), raise the balance, write the RECHARGE record. The
+   * unique key (user_id, idempotency_key) refuses a repeated key: the
+   * transaction rolls back and the first recharge's answer is returned with
+   * duplicate = true. (No locking read of account_records: its gap locks
+   * would make first recharges of different users deadlock.)
    */
-  recharge(userId: number, amountCents: number, idempotencyKey: string): Promise<RechargeReply> {
+  async recharge(userId: number, amountCents: number, idempotencyKey: string): Promise<RechargeReply> {
     const key = Buffer.from(idempotencyKey, 'utf8');
-    return this.db.transaction(async (tx) => {
-      const { balanceCents: balance, earlier } = await lockForRecharge(tx, userId, key);
-      if (earlier) return { balanceCents: earlier.balanceAfterCents, recordId: earlier.id, duplicate: true };
-      const now = this.clock.now();
-      const after = balance + amountCents;
-      await setBalance(tx, userId, after, now);
-      const recordId = await insertRecord(tx, { userId, kind: RECORD_RECHARGE, amountCents, balanceAfterCents: after, idempotencyKey: key, rideId: null, now });
-      return { balanceCents: after, recordId, duplicate: false };
-    });
+    try {
+      return await this.db.transaction(async (tx) => {
+        const now = this.clock.now();
+        const after = (await lockBalance(tx, userId)) + amountCents;
+        await setBalance(tx, userId, after, now);
+        const recordId = await insertRecord(tx, { userId, kind: RECORD_RECHARGE, amountCents, balanceAfterCents: after, idempotencyKey: key, rideId: null, now });
+        return { balanceCents: after, recordId, duplicate: false };
+      });
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ER_DUP_ENTRY') throw err;
+      const earlier = await findByIdempotencyKey(this.db, userId, key);
+      if (!earlier) throw err;
+      return { balanceCents: earlier.balanceAfterCents, recordId: earlier.id, duplicate: true };
+    }
   }
 
   async records(userId: number, cursor: string, limit: number): Promise<AccountRecordPage> {

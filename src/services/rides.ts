@@ -3,9 +3,9 @@ import type { Clock } from '../clock.js';
 import { businessError } from '../errors.js';
 import { ErrorCode, RideStatus, type RideEnded, type RidePage, type RideStarted } from '../protocol/messages.js';
 import type { Db } from '../stores/mysql.js';
-import { findBike, returnBike, takeBike } from '../dao/bikes.js';
-import { activeRideOf, finishRide, insertActiveRide, listRides, lockRide, type RideRow } from '../dao/rides.js';
-import { balanceOf, lockBalance, setBalance } from '../dao/users.js';
+import { returnBike, takeBike } from '../dao/bikes.js';
+import { activeRideOf, finishRide, insertActiveRide, listRides, lockRideAndBalance, unlockView } from '../dao/rides.js';
+import { setBalance } from '../dao/users.js';
 import { findByRide, insertRecord, RECORD_RIDE_FARE } from '../dao/records.js';
 import { decodeCursor, page } from './cursor.js';
 import { durationSeconds, fareCents, type FareRule } from './fares.js';
@@ -14,7 +14,7 @@ export interface RideRules extends FareRule {
   minUnlockBalanceCents: number;
 }
 
-const started = (ride: RideRow): RideStarted => ({ rideId: ride.id, bikeId: ride.bikeId, startedAtMs: ride.startedAtMs });
+const started = (ride: { id: number; bikeId: number; startedAtMs: number }): RideStarted => ({ rideId: ride.id, bikeId: ride.bikeId, startedAtMs: ride.startedAtMs });
 const isDuplicateKey = (err: unknown) => (err as { code?: string })?.code === 'ER_DUP_ENTRY';
 
 export class RideService {
@@ -31,14 +31,13 @@ export class RideService {
    * itself; a caller who lost a race to its own retry gets that ride back.
    */
   async unlock(userId: number, bikeId: number): Promise<RideStarted> {
-    const bike = await findBike(this.db, bikeId);
+    const { bike, activeRide: active, balanceCents } = await unlockView(this.db, userId, bikeId);
     if (!bike) throw businessError(ErrorCode.BIKE_NOT_FOUND, 'no such bike');
-    const active = await activeRideOf(this.db, userId);
     if (active) {
       if (active.bikeId === bikeId) return started(active);
       throw businessError(ErrorCode.RIDE_ALREADY_ACTIVE, 'another ride is in progress');
     }
-    if ((await balanceOf(this.db, userId)) < this.rules.minUnlockBalanceCents) {
+    if (balanceCents < this.rules.minUnlockBalanceCents) {
       throw businessError(ErrorCode.INSUFFICIENT_BALANCE, `balance below ${this.rules.minUnlockBalanceCents} cents`);
     }
     const now = this.clock.now();
@@ -65,8 +64,9 @@ export class RideService {
    */
   end(userId: number, rideId: number, lat: number, lng: number): Promise<RideEnded> {
     return this.db.transaction(async (tx) => {
-      const ride = await lockRide(tx, rideId, userId);
-      if (!ride) throw businessError(ErrorCode.RIDE_NOT_FOUND, 'no such ride for this user');
+      const locked = await lockRideAndBalance(tx, rideId, userId);
+      if (!locked) throw businessError(ErrorCode.RIDE_NOT_FOUND, 'no such ride for this user');
+      const { ride, balanceCents } = locked;
       if (ride.status === 'finished') {
         const fare = await findByRide(tx, rideId);
         return { rideId, durationSeconds: ride.durationSeconds, fareCents: ride.fareCents, balanceCents: fare ? fare.balanceAfterCents : 0 };
@@ -74,7 +74,7 @@ export class RideService {
       const now = this.clock.now();
       const duration = durationSeconds(ride.startedAtMs, now);
       const fare = fareCents(this.rules, duration);
-      const after = (await lockBalance(tx, userId)) - fare;
+      const after = balanceCents - fare;
       await finishRide(tx, { rideId, endedAtMs: now, lat, lng, durationSeconds: duration, fareCents: fare });
       await setBalance(tx, userId, after, now);
       await insertRecord(tx, { userId, kind: RECORD_RIDE_FARE, amountCents: -fare, balanceAfterCents: after, idempotencyKey: null, rideId, now });

@@ -41,6 +41,8 @@ export function createPool(options: MysqlOptions): Pool {
 
 type Target = Pool | PoolConnection;
 
+const DEADLOCK_RETRIES = 3;
+
 function execute(target: Target, sql: string, params: Param[], timeout: number): Promise<RowDataPacket[] | ResultSetHeader> {
   return new Promise((resolve, reject) => {
     target.execute<RowDataPacket[] | ResultSetHeader>({ sql, timeout }, params, (err, result) => (err ? reject(err) : resolve(result)));
@@ -95,6 +97,18 @@ export class Db extends StatementRunner {
    * back to the pool in every case: the RAII guard of a C++ server.
    */
   async transaction<T>(work: (tx: Executor) => Promise<T>): Promise<T> {
+    // InnoDB may pick this transaction as a deadlock victim; it was rolled
+    // back whole, so running it again is safe and is what the caller wants.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.once(work);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'ER_LOCK_DEADLOCK' || attempt >= DEADLOCK_RETRIES) throw err;
+      }
+    }
+  }
+
+  private async once<T>(work: (tx: Executor) => Promise<T>): Promise<T> {
     let conn: PoolConnection;
     try {
       conn = await new Promise<PoolConnection>((resolve, reject) => this.pool.getConnection((err, c) => (err ? reject(err) : resolve(c))));
