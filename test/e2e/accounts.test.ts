@@ -365,6 +365,23 @@ describe('accounts', () => {
     assert.deepEqual(plain(await first.recharge(1, 'same-key')), { balanceCents: mid + applied, recordId: same[0].recordId, duplicate: true });
   });
 
+  test('first recharges of 50 different users at once (one key text for all) all apply', { timeout: 120_000 }, async () => {
+    // Regression: a locking read of the missing key used to take a gap lock
+    // shared by all users, and concurrent INSERTs then deadlocked (INTERNAL).
+    const people = await Promise.all(Array.from({ length: 50 }, () => f.user()));
+    const results = await Promise.allSettled(people.map((u, i) => u.client.recharge(100 + i, 'first-topup')));
+    assert.deepEqual(tally(results), { OK: 50 });
+    for (const [i, r] of results.entries()) {
+      const reply = (r as PromiseFulfilledResult<RechargeReply>).value;
+      assert.equal(reply.duplicate, false);
+      assert.equal(reply.balanceCents, 100 + i);
+    }
+    // And the second round, with records already in the index.
+    const again = await Promise.allSettled(people.map((u, i) => u.client.recharge(1, `second-${i % 3}`)));
+    assert.deepEqual(tally(again), { OK: 50 });
+    for (const [i, u] of people.entries()) assert.equal(await u.client.balance(), 101 + i);
+  });
+
   test('walking the record pages while new records keep arriving', { timeout: 120_000 }, async () => {
     const { client: me, userId } = await f.user();
     const helpers = await Promise.all(Array.from({ length: 3 }, () => f.client(me.token)));
