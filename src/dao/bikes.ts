@@ -25,11 +25,6 @@ export async function takeBike(tx: Executor, bikeId: number, now: number): Promi
   return res.affectedRows === 1;
 }
 
-/** in_use -> available, at the position where the ride ended. */
-export async function returnBike(tx: Executor, bikeId: number, lat: number, lng: number, now: number): Promise<void> {
-  await tx.run("UPDATE bikes SET status = 'available', lat = ?, lng = ?, updated_at_ms = ? WHERE id = ? AND status = 'in_use'", [lat, lng, now, bikeId]);
-}
-
 /** Operator action; never touches a bike in use (its ride must end first). */
 export async function setBikeStatus(db: Executor, bikeId: number, status: BikeStatus, now: number): Promise<boolean> {
   const res = await db.run("UPDATE bikes SET status = ?, updated_at_ms = ? WHERE id = ? AND status <> 'in_use'", [status, now, bikeId]);

@@ -96,15 +96,24 @@ export async function unlockView(db: Executor, userId: number, bikeId: number): 
   };
 }
 
-export async function finishRide(
+/**
+ * Settles an active ride in one statement: the ride finished with its fare,
+ * the user's balance set, and the bike made available where it was left.
+ * The bike is joined only while in use (LEFT JOIN), so a ride can always end.
+ * One multi-table UPDATE instead of three saves two round trips per EndRide.
+ */
+export async function settleRide(
   tx: Executor,
-  end: { rideId: number; endedAtMs: number; lat: number; lng: number; durationSeconds: number; fareCents: number },
+  end: { rideId: number; endedAtMs: number; lat: number; lng: number; durationSeconds: number; fareCents: number; balanceAfterCents: number },
 ): Promise<boolean> {
   const res = await tx.run(
-    "UPDATE rides SET status = 'finished', active_user_id = NULL, active_bike_id = NULL, ended_at_ms = ?, end_lat = ?, end_lng = ?, duration_seconds = ?, fare_cents = ? WHERE id = ? AND status = 'active'",
-    [end.endedAtMs, end.lat, end.lng, end.durationSeconds, end.fareCents, end.rideId],
+    "UPDATE rides r JOIN users u ON u.id = r.user_id LEFT JOIN bikes b ON b.id = r.bike_id AND b.status = 'in_use' " +
+      "SET r.status = 'finished', r.active_user_id = NULL, r.active_bike_id = NULL, r.ended_at_ms = ?, r.end_lat = ?, r.end_lng = ?, r.duration_seconds = ?, r.fare_cents = ?, " +
+      "u.balance_cents = ?, u.updated_at_ms = ?, b.status = 'available', b.lat = ?, b.lng = ?, b.updated_at_ms = ? " +
+      "WHERE r.id = ? AND r.status = 'active'",
+    [end.endedAtMs, end.lat, end.lng, end.durationSeconds, end.fareCents, end.balanceAfterCents, end.endedAtMs, end.lat, end.lng, end.endedAtMs, end.rideId],
   );
-  return res.affectedRows === 1;
+  return res.affectedRows > 0;
 }
 
 /** Newest first, strictly below `beforeId` (0 = from the newest). */

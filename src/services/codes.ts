@@ -27,7 +27,7 @@ end
 if tonumber(ARGV[3]) > 0 and not redis.call('SET', KEYS[1], '1', 'PX', ARGV[3], 'NX') then
   return {1, redis.call('PTTL', KEYS[1])}
 end
-redis.call('DEL', KEYS[2])
+-- HSET sets both fields, so it replaces the earlier code whole (no DEL needed).
 redis.call('HSET', KEYS[2], 'c', ARGV[1], 'a', 0)
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 if limit > 0 and redis.call('INCR', KEYS[3]) == 1 then redis.call('PEXPIRE', KEYS[3], 60000) end

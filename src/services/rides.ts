@@ -3,9 +3,8 @@ import type { Clock } from '../clock.js';
 import { businessError } from '../errors.js';
 import { ErrorCode, RideStatus, type RideEnded, type RidePage, type RideStarted } from '../protocol/messages.js';
 import type { Db } from '../stores/mysql.js';
-import { returnBike, takeBike } from '../dao/bikes.js';
-import { activeRideOf, finishRide, insertActiveRide, listRides, lockRideAndBalance, unlockView } from '../dao/rides.js';
-import { setBalance } from '../dao/users.js';
+import { takeBike } from '../dao/bikes.js';
+import { activeRideOf, insertActiveRide, listRides, lockRideAndBalance, settleRide, unlockView } from '../dao/rides.js';
 import { findByRide, insertRecord, RECORD_RIDE_FARE } from '../dao/records.js';
 import { decodeCursor, page } from './cursor.js';
 import { durationSeconds, fareCents, type FareRule } from './fares.js';
@@ -75,10 +74,9 @@ export class RideService {
       const duration = durationSeconds(ride.startedAtMs, now);
       const fare = fareCents(this.rules, duration);
       const after = balanceCents - fare;
-      await finishRide(tx, { rideId, endedAtMs: now, lat, lng, durationSeconds: duration, fareCents: fare });
-      await setBalance(tx, userId, after, now);
+      const settled = await settleRide(tx, { rideId, endedAtMs: now, lat, lng, durationSeconds: duration, fareCents: fare, balanceAfterCents: after });
+      if (!settled) throw new Error(`ride ${rideId} was locked active but did not settle`); // rolls back: INTERNAL
       await insertRecord(tx, { userId, kind: RECORD_RIDE_FARE, amountCents: -fare, balanceAfterCents: after, idempotencyKey: null, rideId, now });
-      await returnBike(tx, ride.bikeId, lat, lng, now);
       return { rideId, durationSeconds: duration, fareCents: fare, balanceCents: after };
     });
   }

@@ -60,6 +60,19 @@ test('wrong tries void the code after maxAttempts', async () => {
   assert.equal((await codes.check(p, '555555')).ok, false);
 });
 
+test('a new code starts with no wrong tries and a fresh TTL', async () => {
+  const codes = new CodeStore(redis, { ...rules, resendMs: 0 });
+  const p = phone();
+  await codes.issue(p, '121212', '10.0.0.1');
+  for (let i = 0; i < 2; i++) assert.equal((await codes.check(p, '000000')).ok, false);
+  await new Promise((r) => setTimeout(r, 800));
+  await codes.issue(p, '343434', '10.0.0.1');
+  assert.ok((await redis.pttl(`bs:code:${p}`)) > 1000, 'the TTL starts again with the new code');
+  // Two more wrong tries would void the old code (3 in all); the new one counts from zero.
+  for (let i = 0; i < 2; i++) assert.equal((await codes.check(p, '000000')).ok, false);
+  assert.equal((await codes.check(p, '343434')).ok, true);
+});
+
 test('a consumed code can be given back (login failed after the check)', async () => {
   const codes = new CodeStore(redis, rules);
   const p = phone();
