@@ -444,6 +444,51 @@ function judge(run: Run, r: BenchResult, ceilings: Record<string, Ceiling>): Row
   };
 }
 
+// The product's bar: the C++ (io_uring) server of the same product measured
+// on this kind of box (64 connections): 14k RequestCode/s at depth 1, 2.1k
+// RequestCode+Login pairs/s, and a collapse to a p99 of about 1 s at depth 16.
+// We aim for 1.5x and 2x of its rates, and no collapse under pipelining.
+const REFERENCE = { codeQps: 14_000, loginPairsPerS: 2_100 };
+
+interface BarRow {
+  what: string;
+  reference: string;
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+function productBar(rows: Row[]): BarRow[] {
+  const find = (scenario: string, shape: string) => rows.find((r) => r.scenario === scenario && r.shape === shape);
+  const bar: BarRow[] = [];
+  const code1 = find('code', `${CONNECTIONS}x1`);
+  if (code1) {
+    const want = 1.5 * REFERENCE.codeQps;
+    bar.push({ what: `RequestCode/s, ${code1.shape}`, reference: String(REFERENCE.codeQps), target: `>= ${want} (1.5x)`, measured: code1.qps.toFixed(0), met: code1.qps >= want && code1.errors === 0 });
+  }
+  const login = find('login', `${CONNECTIONS}x1`);
+  if (login) {
+    const want = 2 * REFERENCE.loginPairsPerS;
+    bar.push({ what: `code+login pairs/s, ${login.shape}`, reference: String(REFERENCE.loginPairsPerS), target: `>= ${want} (2x)`, measured: login.compared.toFixed(0), met: login.compared >= want && login.errors === 0 });
+  }
+  const code16 = find('code', `${CONNECTIONS}x16`);
+  if (code1 && code16) {
+    // "No collapse": pipelining must not lower the rate, and the tail stays far from the reference's 1 s.
+    bar.push({
+      what: `RequestCode, ${code16.shape} (pipelined)`,
+      reference: 'p99 ~1000 ms',
+      target: `QPS >= ${code1.shape} QPS, p99 < 100 ms`,
+      measured: `${code16.qps.toFixed(0)} QPS, p99 ${code16.p99Ms.toFixed(1)} ms`,
+      met: code16.qps >= code1.qps && code16.p99Ms < 100 && code16.errors === 0,
+    });
+  }
+  const ping = find('ping', `${CONNECTIONS}x1`);
+  if (ping && ping.ratio !== null) {
+    bar.push({ what: `Ping, ${ping.shape}`, reference: '-', target: '>= 0.7 x framed echo', measured: `${ping.ratio.toFixed(2)} x`, met: ping.ratio >= 0.7 && ping.errors === 0 });
+  }
+  return bar;
+}
+
 function table(header: string[], rows: (string | number)[][]): string {
   const cells = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
@@ -583,6 +628,11 @@ async function main(): Promise<void> {
       ]),
     ),
   );
+  const bar = productBar(rows);
+  if (bar.length) {
+    console.log('\nThe product bar (the C++ reference server on this kind of box):');
+    console.log(table(['what', 'reference', 'target', 'measured', 'result'], bar.map((b) => [b.what, b.reference, b.target, b.measured, b.met ? 'met' : 'MISSED'])));
+  }
   if (levers.length) {
     console.log('\nLevers (code and recharge, 64x1):');
     console.log(table(['lever', 'setting', 'scenario', 'QPS', 'p99 ms', 'errors'], levers.map((l) => [l.lever, l.setting, l.scenario, l.qps.toFixed(0), f(l.p99Ms), l.errors])));
@@ -596,6 +646,7 @@ async function main(): Promise<void> {
     settings: { durationS, warmupS, connections: CONNECTIONS, workers, generatorThreads: procs, server: useDist ? 'dist' : 'tsx' },
     ceilings,
     scenarios: rows.map(({ result, ...row }) => ({ ...row, latencyMs: result.latencyMs, errorsByCode: result.errorsByCode, byType: result.byType, generatorCpu: result.generatorCpu, pairsPerS: result.pairsPerS })),
+    productBar: bar,
     levers,
     audit,
   };

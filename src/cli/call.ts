@@ -2,6 +2,7 @@
 // JSON. The token from `login` is kept in a file (default .bikeshare-token)
 // so a person can walk through a ride by hand.
 import { parseArgs } from 'node:util';
+import Long from 'long';
 import { existsSync, readFileSync, writeFileSync, unlinkSync } from 'node:fs';
 import { BikeClient, ServerError } from '../client/client.js';
 import { clientOptions, connectFlags } from './connect.js';
@@ -43,7 +44,7 @@ export async function callCommand(args: string[]): Promise<number> {
   try {
     let answer: unknown;
     switch (message) {
-      case 'ping': answer = await client.ping(n(v.nonce)); break;
+      case 'ping': answer = await client.ping(Long.fromString(v.nonce ?? '0', true)); break;
       case 'request-code': answer = await client.requestCode(v.phone ?? ''); break;
       case 'login':
         answer = await client.login(v.phone ?? '', v.code ?? '');
@@ -65,7 +66,8 @@ export async function callCommand(args: string[]): Promise<number> {
         console.error(`unknown message "${message}"\n\n${HELP}`);
         return 2;
     }
-    console.log(JSON.stringify(answer, null, 2));
+    // A nonce beyond 2^53 comes back as a Long: print it as its decimal digits.
+    console.log(JSON.stringify(answer, (_key, value: unknown) => (Long.isLong(value) ? value.toString() : value), 2));
     return 0;
   } catch (err) {
     if (err instanceof ServerError) {

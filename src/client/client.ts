@@ -3,7 +3,7 @@
 // SHUTTING_DOWN, which guarantees no effect) the client lets the old
 // connection finish, opens a new one, and sends the refused request again.
 import { EventEmitter } from 'node:events';
-import { codec } from '../protocol/codec.js';
+import { codec, type Uint64 } from '../protocol/codec.js';
 import { MessageType, REQUESTS, type RequestName } from '../protocol/types.js';
 import { ErrorCode } from '../protocol/messages.js';
 import type * as m from '../protocol/messages.js';
@@ -63,7 +63,8 @@ export class BikeClient extends EventEmitter {
     }
   }
 
-  ping(nonce = 0): Promise<m.Pong> {
+  /** `nonce` is echoed bit for bit: a number, or a Long for values beyond 2^53. */
+  ping(nonce: Uint64 = 0): Promise<m.Pong> {
     return this.request('Ping', { nonce });
   }
   requestCode(phone: string): Promise<m.RequestCodeReply> {

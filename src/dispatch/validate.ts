@@ -23,8 +23,9 @@ export function intRange(value: number, min: number, max: number, field: string)
   return value;
 }
 
+/** Any non-zero uint64; one beyond 2^53 arrives as a number above MAX_SAFE_INTEGER (no row has such an id). */
 export function id(value: number, field: string): number {
-  if (!Number.isSafeInteger(value) || value <= 0) throw new BadRequestError(field, 'must be a non-zero id');
+  if (!Number.isInteger(value) || value <= 0) throw new BadRequestError(field, 'must be a non-zero id');
   return value;
 }
 

@@ -1,5 +1,7 @@
 // TypeScript shapes of the messages in bikeshare.proto (protobufjs camelCase
-// field names; 64-bit integers as JS numbers, see codec.ts).
+// field names; 64-bit integers as JS numbers, but the echoed Ping/Pong nonce
+// keeps all 64 bits: see codec.ts).
+import type { Uint64 } from './codec.js';
 
 export enum ErrorCode {
   ERROR_CODE_UNSPECIFIED = 0,
@@ -38,8 +40,8 @@ export enum RideStatus {
 }
 
 export interface ErrorMessage { code: ErrorCode; message: string; retryAfterMs: number }
-export interface Ping { nonce: number }
-export interface Pong { nonce: number; serverTimeMs: number }
+export interface Ping { nonce: Uint64 }
+export interface Pong { nonce: Uint64; serverTimeMs: number }
 export interface ServerNotice { kind: NoticeKind; message: string }
 
 export interface RequestCode { phone: string }

@@ -30,6 +30,7 @@ export class RideService {
    * itself; a caller who lost a race to its own retry gets that ride back.
    */
   async unlock(userId: number, bikeId: number): Promise<RideStarted> {
+    if (!Number.isSafeInteger(bikeId)) throw businessError(ErrorCode.BIKE_NOT_FOUND, 'no such bike'); // ids never reach 2^53
     const { bike, activeRide: active, balanceCents } = await unlockView(this.db, userId, bikeId);
     if (!bike) throw businessError(ErrorCode.BIKE_NOT_FOUND, 'no such bike');
     if (active) {
@@ -61,7 +62,8 @@ export class RideService {
    * first time; an active one is finished, charged (the balance may go
    * negative), written to the ledger, and its bike made available where it was left.
    */
-  end(userId: number, rideId: number, lat: number, lng: number): Promise<RideEnded> {
+  async end(userId: number, rideId: number, lat: number, lng: number): Promise<RideEnded> {
+    if (!Number.isSafeInteger(rideId)) throw businessError(ErrorCode.RIDE_NOT_FOUND, 'no such ride for this user'); // ids never reach 2^53
     return this.db.transaction(async (tx) => {
       const locked = await lockRideAndBalance(tx, rideId, userId);
       if (!locked) throw businessError(ErrorCode.RIDE_NOT_FOUND, 'no such ride for this user');

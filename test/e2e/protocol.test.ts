@@ -8,7 +8,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { dropDatabase } from '../helpers/db.js';
-import { connect, uniquePhone } from '../helpers/users.js';
+import { connect, loggedIn, uniquePhone } from '../helpers/users.js';
 import { Framer } from '../../src/protocol/framer.js';
 import { encodeFrame, HEADER_BYTES, MAGIC } from '../../src/protocol/header.js';
 import { codec } from '../../src/protocol/codec.js';
@@ -215,6 +215,31 @@ describe('protocol on a default server (2 workers)', () => {
       assert.match(err.message, /body/, `names the body: ${err.message}`);
       rejected.bad_request++;
       await raw.ping(800 + i, i);
+    }
+  });
+
+  test('64-bit values: every nonce is echoed bit for bit; ids beyond 2^53 are not found, not BAD_REQUEST', async () => {
+    const raw = await open();
+    // Ping bodies with nonces 2^64-1, 2^63-1, 2^53+1, 2^32: the Pong starts with the very same field.
+    const nonces = ['ffffffffffffffffff01', 'ffffffffffffffff7f', '8180808080808010', '8080808010'];
+    for (const [i, hex] of nonces.entries()) {
+      const id = 900 + i;
+      const start = raw.frames.length;
+      raw.write(encodeFrame(MessageType.Ping, id, Buffer.from('08' + hex, 'hex')));
+      await raw.until(() => raw.frames.length > start, `pong ${id}`);
+      const answer = raw.frames[start];
+      assert.equal(answer.type, PONG);
+      assert.equal(answer.body.subarray(0, 1 + hex.length / 2).toString('hex'), '08' + hex, `nonce ${hex} echoed`);
+    }
+    // UnlockBike / EndRide of an id no row can have: the business answer, after the token check.
+    const { client } = await loggedIn(server.port);
+    try {
+      for (const big of [2 ** 53, 2 ** 60, 2 ** 63]) {
+        await assert.rejects(client.unlock(big), (err: unknown) => err instanceof ServerError && err.code === ErrorCode.BIKE_NOT_FOUND, `bike ${big}`);
+        await assert.rejects(client.endRide(big, 0, 0), (err: unknown) => err instanceof ServerError && err.code === ErrorCode.RIDE_NOT_FOUND, `ride ${big}`);
+      }
+    } finally {
+      client.close();
     }
   });
 

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import Long from 'long';
 import protobuf from 'protobufjs';
 import { encodeFrame, HEADER_BYTES, MAGIC, MAX_REQUEST_ID, readHeader, REPLY_BIT, writeHeader } from '../../src/protocol/header.js';
 import { codec } from '../../src/protocol/codec.js';
@@ -93,9 +94,10 @@ const SAMPLES: Record<string, Record<string, unknown>> = {
   RidePage: { rides: [ride, { ...ride, rideId: 10, status: RideStatus.ACTIVE }], nextCursor: 'ZDEuOQ' },
 };
 
-/** protobufjs returns Message instances with defaults on the prototype: keep own fields only. */
+/** protobufjs returns Message instances with defaults on the prototype: keep own fields only (and Longs as numbers). */
 function plain(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(plain);
+  if (Long.isLong(value)) return (value as Long).toNumber();
   if (value && typeof value === 'object' && !(value instanceof Uint8Array)) {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
   }
@@ -159,6 +161,36 @@ test('codec: known bytes (wire compatibility with any protobuf implementation)',
   assert.equal(codec<{ balanceCents: number }>('Balance').decode(Buffer.from([0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])).balanceCents, -1);
   // Unknown fields are skipped (forward compatibility).
   assert.equal(codec<{ nonce: number }>('Ping').decode(Buffer.from([0x10, 0x05, 0x08, 0x07])).nonce, 7);
+});
+
+test('codec: 64-bit fields are numbers; only the echoed nonce keeps all 64 bits', () => {
+  const ping = codec<{ nonce: unknown }>('Ping');
+  const pong = codec<{ nonce: unknown; serverTimeMs: number }>('Pong');
+  // Varints of 2^64-1, 2^63-1, 2^53+1, 2^53-1 (the largest exact number) and 1.
+  const varints = [
+    [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+    [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+    [0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10],
+    [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f],
+    [0x01],
+  ];
+  for (const v of varints) {
+    const nonce = ping.decode(Buffer.from([0x08, ...v])).nonce;
+    const echoed = pong.encode({ nonce, serverTimeMs: 5 });
+    assert.deepEqual([...echoed], [0x08, ...v, 0x10, 0x05], `Pong echoes varint ${Buffer.from(v).toString('hex')} bit for bit`);
+  }
+  assert.equal(ping.decode(Buffer.from([0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f])).nonce, 2 ** 53 - 1, 'a nonce that fits is a number');
+  // Every other 64-bit field is a plain number, nested ones too...
+  const page = codec<{ records: { recordId: unknown; amountCents: unknown }[] }>('AccountRecordPage');
+  const decoded = page.decode(page.encode({ records: [{ recordId: 7, amountCents: -150 }] })).records[0];
+  assert.deepEqual([typeof decoded.recordId, decoded.recordId, typeof decoded.amountCents, decoded.amountCents], ['number', 7, 'number', -150]);
+  // ...and an id beyond 2^53 decodes above MAX_SAFE_INTEGER, never onto a real id.
+  const unlock = codec<{ bikeId: number }>('UnlockBike');
+  for (const v of varints.slice(0, 3)) {
+    const bikeId = unlock.decode(Buffer.from([0x10, ...v])).bikeId;
+    assert.equal(typeof bikeId, 'number');
+    assert.ok(bikeId > Number.MAX_SAFE_INTEGER, `${bikeId}`);
+  }
 });
 
 // ---- decode errors --------------------------------------------------------
