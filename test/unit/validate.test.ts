@@ -41,10 +41,12 @@ test('intRange: integers within the bounds only', () => {
   for (const bad of [0, -1, 1_000_001, 1.5, NaN, Infinity, -Infinity, 2 ** 53]) assertBad(() => v.intRange(bad, 1, 1_000_000, 'amount_cents'), 'amount_cents');
 });
 
-test('ids are non-zero safe integers', () => {
+test('ids are non-zero integers; beyond 2^53 they pass (and are found by no query)', () => {
   assert.equal(v.id(1, 'bike_id'), 1);
   assert.equal(v.id(2 ** 53 - 1, 'bike_id'), 2 ** 53 - 1);
-  for (const bad of [0, -1, 0.5, NaN, 2 ** 53]) assertBad(() => v.id(bad, 'bike_id'), 'bike_id');
+  assert.equal(v.id(2 ** 53, 'bike_id'), 2 ** 53);
+  assert.equal(v.id(2 ** 64, 'bike_id'), 2 ** 64, 'uint64 max as decoded (rounded up)');
+  for (const bad of [0, -1, 0.5, NaN, Infinity]) assertBad(() => v.id(bad, 'bike_id'), 'bike_id');
 });
 
 test('limit: 0 means 20, otherwise 1..100', () => {
