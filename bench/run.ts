@@ -13,7 +13,7 @@
 // 1/2 (restored afterwards) and 1/2 workers on the code and recharge scenarios.
 //
 //   npm run bench -- [--duration 10] [--warmup 2] [--only ping,code,...] [--workers N]
-//                    [--procs N] [--levers]
+//                    [--procs N] [--repeat N] [--levers]
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
@@ -39,28 +39,54 @@ const { values: v } = parseArgs({
     only: { type: 'string' },
     workers: { type: 'string', default: String(availableParallelism()) },
     procs: { type: 'string', default: '1' },
+    repeat: { type: 'string', default: '1' },
     levers: { type: 'boolean', default: false },
     'from-src': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (v.help) {
-  console.log('usage: npm run bench -- [--duration S] [--warmup S] [--only ping,code,login,balance,recharge,ride,mixed] [--workers N] [--procs N] [--levers] [--from-src]');
+  console.log('usage: npm run bench -- [--duration S] [--warmup S] [--only ping,code,login,balance,recharge,ride,mixed] [--workers N] [--procs N] [--repeat N] [--levers] [--from-src]');
   process.exit(0);
 }
 const durationS = Number(v.duration);
 const warmupS = Number(v.warmup);
 const workers = Number(v.workers);
 const procs = Number(v.procs);
+const repeat = Number(v.repeat);
 const only = v.only ? v.only.split(',').map((s) => s.trim()).filter(Boolean) : [...SCENARIOS];
 for (const s of only) if (!SCENARIOS.includes(s as Scenario)) throw new Error(`--only: unknown scenario "${s}" (${SCENARIOS.join(', ')})`);
-if (!(durationS > 0) || !(warmupS >= 0) || !(workers >= 1) || !(procs >= 1)) throw new Error('--duration, --warmup, --workers, --procs: out of range');
+if (!(durationS > 0) || !(warmupS >= 0) || !(workers >= 1) || !(procs >= 1) || !Number.isInteger(repeat) || repeat < 1) {
+  throw new Error('--duration, --warmup, --workers, --procs, --repeat: out of range');
+}
 const selected = (s: Scenario) => only.includes(s);
 
 const log = (msg: string) => console.error(`[bench] ${msg}`);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
 const mysqlUrl = (db: string) => new URL(db, MYSQL_BASE).toString();
+
+// ---------------------------------------------------------------------------
+// This box is shared and noisy: with --repeat N every ceiling and scenario
+// runs N times and the run with the median rate is the one reported, with the
+// spread (min..max) of all N beside it.
+
+interface Spread {
+  /** rates of all runs, lowest first */
+  rates: number[];
+}
+
+async function median<T>(run: () => Promise<T>, rate: (r: T) => number, what: string): Promise<T & { spread: Spread }> {
+  const results: T[] = [];
+  for (let i = 0; i < repeat; i++) {
+    if (repeat > 1) log(`${what}: run ${i + 1} of ${repeat}`);
+    results.push(await run());
+  }
+  results.sort((a, b) => rate(a) - rate(b));
+  return { ...results[Math.floor((results.length - 1) / 2)], spread: { rates: results.map(rate) } };
+}
+
+const spreadText = (s: Spread | undefined) => (s && s.rates.length > 1 ? `${s.rates[0].toFixed(0)}..${s.rates[s.rates.length - 1].toFixed(0)}` : '-');
 
 // ---------------------------------------------------------------------------
 // Ceilings.
@@ -72,6 +98,7 @@ interface Ceiling {
   /** CPU of the process that drove it, % of one core (a Node client near 100% is itself the limit) */
   clientCpuPct?: number;
   note?: string;
+  spread?: Spread;
 }
 
 async function redisGet(pipeline: number): Promise<Ceiling> {
@@ -389,9 +416,11 @@ interface Row {
   target: string;
   met: boolean | null;
   result: BenchResult;
+  /** with --repeat: the rates (QPS, pairs/s for login and ride) of every run */
+  spread?: Spread;
 }
 
-function judge(run: Run, r: BenchResult, ceilings: Record<string, Ceiling>): Row {
+function judge(run: Run, r: BenchResult & { spread?: Spread }, ceilings: Record<string, Ceiling>): Row {
   const echo = ceilings[`echo x${run.depth}`];
   const redis = ceilings[`redis x${run.depth}`];
   const select = ceilings.select;
@@ -441,6 +470,7 @@ function judge(run: Run, r: BenchResult, ceilings: Record<string, Ceiling>): Row
     target: targets.join(', ') || '-',
     met,
     result: r,
+    spread: r.spread,
   };
 }
 
@@ -501,7 +531,7 @@ function table(header: string[], rows: (string | number)[][]): string {
 async function main(): Promise<void> {
   const runs = RUNS.filter((r) => selected(r.scenario));
   const started = new Date();
-  log(`duration ${durationS} s (+${warmupS} s warmup) per run, ${workers} server workers, ${procs} generator thread(s), server from ${useDist ? 'dist/' : 'src/ via tsx (run `npm run build` to measure dist/)'}`);
+  log(`duration ${durationS} s (+${warmupS} s warmup) per run, ${repeat} run(s) each (median reported), ${workers} server workers, ${procs} generator thread(s), server from ${useDist ? 'dist/' : 'src/ via tsx (run `npm run build` to measure dist/)'}`);
   if (useDist && statSync(`${ROOT}dist/main.js`).mtimeMs < newestSource()) {
     log('WARNING: dist/ is older than src/: the figures are of the last build. Run `npm run build` first (or pass --from-src).');
   }
@@ -512,7 +542,7 @@ async function main(): Promise<void> {
   const depths = (s: Scenario[]) => [...new Set(runs.filter((r) => s.includes(r.scenario)).map((r) => r.depth))];
   for (const d of depths(['code', 'balance'])) {
     log(`ceiling: redis-benchmark GET -c ${CONNECTIONS} -P ${d}`);
-    ceilings[`redis x${d}`] = await redisGet(d);
+    ceilings[`redis x${d}`] = await median(() => redisGet(d), (c) => c.qps, `redis GET -P ${d}`);
   }
   const wantSelect = runs.some((r) => r.scenario === 'balance');
   const wantTx = runs.some((r) => ['login', 'recharge', 'ride'].includes(r.scenario));
@@ -521,11 +551,11 @@ async function main(): Promise<void> {
     try {
       if (wantSelect) {
         log(`ceiling: mysql2 point select, ${CONNECTIONS} concurrent`);
-        ceilings.select = await mysqlPointSelect();
+        ceilings.select = await median(mysqlPointSelect, (c) => c.qps, 'mysql2 point select');
       }
       if (wantTx) {
         log(`ceiling: mysql2 transaction, ${CONNECTIONS} concurrent`);
-        ceilings.tx = await mysqlTransaction();
+        ceilings.tx = await median(mysqlTransaction, (c) => c.qps, 'mysql2 transaction');
       }
     } finally {
       await withServerConnection((c) => cq(c, `DROP DATABASE IF EXISTS \`${CEILING_DB}\``));
@@ -537,8 +567,8 @@ async function main(): Promise<void> {
     try {
       for (const d of pingDepths) {
         log(`ceiling: framed echo server, ping ${CONNECTIONS}x${d}`);
-        const r = await bench(echo.port, 'ping', d, `echo ${CONNECTIONS}x${d}`);
-        ceilings[`echo x${d}`] = { name: `framed echo ${CONNECTIONS}x${d}`, qps: r.qps, p99Ms: r.latencyMs.p99, clientCpuPct: r.generatorCpu.percentOfOneCore };
+        const r = await median(() => bench(echo.port, 'ping', d, `echo ${CONNECTIONS}x${d}`), (x) => x.qps, `echo ${CONNECTIONS}x${d}`);
+        ceilings[`echo x${d}`] = { name: `framed echo ${CONNECTIONS}x${d}`, qps: r.qps, p99Ms: r.latencyMs.p99, clientCpuPct: r.generatorCpu.percentOfOneCore, spread: r.spread };
       }
     } finally {
       await stop(echo);
@@ -553,7 +583,8 @@ async function main(): Promise<void> {
     for (const run of runs) {
       log(`scenario ${run.scenario} ${CONNECTIONS}x${run.depth}`);
       try {
-        rows.push(judge(run, await bench(server.port, run.scenario, run.depth), ceilings));
+        const rate = (r: BenchResult) => (run.scenario === 'login' || run.scenario === 'ride' ? r.pairsPerS ?? 0 : r.qps);
+        rows.push(judge(run, await median(() => bench(server.port, run.scenario, run.depth), rate, `${run.scenario} ${CONNECTIONS}x${run.depth}`), ceilings));
       } catch (err) {
         if (!(err instanceof BenchSetupError)) throw err;
         log(err.message);
@@ -564,15 +595,15 @@ async function main(): Promise<void> {
   }
 
   // levers
-  const levers: { lever: string; setting: string; scenario: Scenario; qps: number; p99Ms: number; errors: number }[] = [];
+  const levers: { lever: string; setting: string; scenario: Scenario; qps: number; p99Ms: number; errors: number; spread: Spread }[] = [];
   if (v.levers) {
     const leverRun = async (lever: string, setting: string, env: Record<string, string>) => {
       const s = await startServer(env);
       try {
-        for (const scenario of ['code', 'recharge'] as const) {
+        for (const scenario of ['code', 'login', 'recharge'] as const) {
           log(`lever ${lever} = ${setting}: ${scenario} ${CONNECTIONS}x1`);
-          const r = await bench(s.port, scenario, 1, `${lever}=${setting} ${scenario}`);
-          levers.push({ lever, setting, scenario, qps: r.qps, p99Ms: r.latencyMs.p99, errors: r.errors });
+          const r = await median(() => bench(s.port, scenario, 1, `${lever}=${setting} ${scenario}`), (x) => x.qps, `${lever}=${setting} ${scenario}`);
+          levers.push({ lever, setting, scenario, qps: r.qps, p99Ms: r.latencyMs.p99, errors: r.errors, spread: r.spread });
         }
       } finally {
         await stop(s);
@@ -604,19 +635,20 @@ async function main(): Promise<void> {
   console.log('\nCeilings (this box, same concurrency):');
   console.log(
     table(
-      ['ceiling', 'QPS', 'p99 ms', 'client CPU %'],
-      Object.values(ceilings).map((c) => [c.name, c.qps.toFixed(0), Number.isFinite(c.p99Ms) ? f(c.p99Ms) : '-', c.clientCpuPct === undefined ? '-' : c.clientCpuPct.toFixed(0)]),
+      ['ceiling', 'QPS', 'range of runs', 'p99 ms', 'client CPU %'],
+      Object.values(ceilings).map((c) => [c.name, c.qps.toFixed(0), spreadText(c.spread), Number.isFinite(c.p99Ms) ? f(c.p99Ms) : '-', c.clientCpuPct === undefined ? '-' : c.clientCpuPct.toFixed(0)]),
     ),
   );
   console.log('\nScenarios (real server):');
   console.log(
     table(
-      ['scenario', 'conns x depth', 'QPS', 'pairs/s', 'p99 ms', 'errors', 'gen CPU %', 'ceiling', 'ceiling QPS', 'ratio', 'target', 'result'],
+      ['scenario', 'conns x depth', 'QPS', 'pairs/s', 'range of runs', 'p99 ms', 'errors', 'gen CPU %', 'ceiling', 'ceiling QPS', 'ratio', 'target', 'result'],
       rows.map((r) => [
         r.scenario,
         r.shape,
         r.qps.toFixed(0),
         r.result.pairsPerS === undefined ? '-' : r.result.pairsPerS.toFixed(0),
+        spreadText(r.spread),
         f(r.p99Ms),
         r.errors,
         r.generatorCpuPct.toFixed(0),
@@ -634,8 +666,8 @@ async function main(): Promise<void> {
     console.log(table(['what', 'reference', 'target', 'measured', 'result'], bar.map((b) => [b.what, b.reference, b.target, b.measured, b.met ? 'met' : 'MISSED'])));
   }
   if (levers.length) {
-    console.log('\nLevers (code and recharge, 64x1):');
-    console.log(table(['lever', 'setting', 'scenario', 'QPS', 'p99 ms', 'errors'], levers.map((l) => [l.lever, l.setting, l.scenario, l.qps.toFixed(0), f(l.p99Ms), l.errors])));
+    console.log('\nLevers (code, login and recharge, 64x1):');
+    console.log(table(['lever', 'setting', 'scenario', 'QPS', 'range of runs', 'p99 ms', 'errors'], levers.map((l) => [l.lever, l.setting, l.scenario, l.qps.toFixed(0), spreadText(l.spread), f(l.p99Ms), l.errors])));
   }
   console.log(`\naudit of ${BENCH_DB}: ${audit}`);
   if (rows.some((r) => r.generatorCpuPct > 85 * procs)) console.log('note: the generator used nearly a whole core in some runs: rerun with --procs 2 to see whether it was the limit');
@@ -643,7 +675,7 @@ async function main(): Promise<void> {
   const out = {
     startedAt: started.toISOString(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '', node: process.version, loadavgAtEnd: loadavg() },
-    settings: { durationS, warmupS, connections: CONNECTIONS, workers, generatorThreads: procs, server: useDist ? 'dist' : 'tsx' },
+    settings: { durationS, warmupS, repeat, connections: CONNECTIONS, workers, generatorThreads: procs, server: useDist ? 'dist' : 'tsx' },
     ceilings,
     scenarios: rows.map(({ result, ...row }) => ({ ...row, latencyMs: result.latencyMs, errorsByCode: result.errorsByCode, byType: result.byType, generatorCpu: result.generatorCpu, pairsPerS: result.pairsPerS })),
     productBar: bar,
