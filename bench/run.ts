@@ -16,14 +16,13 @@
 //                    [--procs N] [--repeat N] [--levers]
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { once } from 'node:events';
-import net from 'node:net';
 import { availableParallelism, loadavg, cpus } from 'node:os';
 import { createHistogram, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import mysql from 'mysql2';
 import { runBench, BenchSetupError, SCENARIOS, type BenchResult, type Scenario } from '../src/cli/bench.js';
+import { freePort } from '../test/helpers/server.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const MYSQL_BASE = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/';
@@ -225,16 +224,6 @@ async function mysqlTransaction(): Promise<Ceiling> {
 
 // ---------------------------------------------------------------------------
 // Processes: the echo server and the real server.
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as net.AddressInfo).port;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
 
 interface Proc {
   port: number;

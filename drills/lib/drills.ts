@@ -17,7 +17,7 @@ import { loggedIn } from '../../test/helpers/users.js';
 import { drill, type Drill, type DrillContext, type DrillOptions } from './harness.js';
 import { RawConn, errorOf, errorName, frameOf, type Frame } from './raw.js';
 import { scrape, total } from './metrics.js';
-import { childPids, isAlive, isListening, rssKb, sleep, waitFor } from './procs.js';
+import { workerPids, isAlive, isListening, rssKb, sleep, waitFor } from './procs.js';
 import { runFuzz } from './fuzz.js';
 import { HOME } from './load.js';
 
@@ -48,12 +48,12 @@ export const workerKill: Drill = {
       const kills = ctx.short ? 1 : 3;
       for (let i = 0; i < kills; i++) {
         await sleep(ctx.short ? 1500 : 4000);
-        const before = childPids(primary);
+        const before = workerPids(primary);
         const victim = before[i % before.length];
         process.kill(victim, 'SIGKILL');
         ctx.log(`killed worker ${victim}`);
         const back = await waitFor(() => {
-          const now = childPids(primary);
+          const now = workerPids(primary);
           return now.length === before.length && !now.includes(victim);
         }, 30_000);
         if (!ctx.check(back, `worker ${victim} was not replaced within 30 s`)) return;
@@ -77,7 +77,7 @@ export const primaryKill: Drill = {
       const primary = ctx.server.process.pid!;
       await ctx.startLoad();
       await sleep(ctx.short ? 1500 : 4000);
-      const workers = childPids(primary);
+      const workers = workerPids(primary);
       ctx.server.process.kill('SIGKILL');
       await ctx.server.exited;
       const killedAt = Date.now();
@@ -192,7 +192,7 @@ export const slowReaders: Drill = {
         for (let i = 0; i < 100; i += 20) await Promise.all(Array.from({ length: 20 }, (_, j) => client.recharge(100 + i + j, `slow-${i + j}`)));
         const token = client.token;
         client.close();
-        const workers = childPids(ctx.server.process.pid!);
+        const workers = workerPids(ctx.server.process.pid!);
         const rssBefore = new Map(workers.map((p) => [p, rssKb(p)]));
         const peak = new Map(rssBefore);
         const sampler = setInterval(() => workers.forEach((p) => peak.set(p, Math.max(peak.get(p) ?? 0, rssKb(p)))), 100);
@@ -235,7 +235,7 @@ export const slowReaders: Drill = {
           ctx.note(`worker ${p}: RSS ${rssBefore.get(p)} KiB -> peak ${peak.get(p)} KiB (+${grew}, bound +${allowKb})`);
           ctx.check(grew <= allowKb, `worker ${p} RSS grew by ${grew} KiB with ${readers} slow readers (bound ${allowKb} KiB)`);
         }
-        ctx.check(childPids(ctx.server.process.pid!).join() === workers.join(), 'a worker died during the slow-reader drill');
+        ctx.check(workerPids(ctx.server.process.pid!).join() === workers.join(), 'a worker died during the slow-reader drill');
         const ping = await pingFresh(ctx.server.port);
         ctx.note(`${closed} closed as slow_reader; a fresh ping took ${ping} ms`);
         await ctx.progress(10, 20_000, 'after the slow readers');

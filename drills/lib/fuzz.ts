@@ -20,9 +20,10 @@ import { encodeFrame, MAGIC } from '../../src/protocol/header.js';
 import { MessageType, REQUESTS, type TypeEntry } from '../../src/protocol/types.js';
 import { ErrorCode } from '../../src/protocol/messages.js';
 import type { TestServer } from '../../test/helpers/server.js';
+import { prng } from '../../test/helpers/prng.js';
 import { RawConn, errorName, errorOf, type Frame } from './raw.js';
 import { scrape, total } from './metrics.js';
-import { childPids, rssKb } from './procs.js';
+import { workerPids, rssKb } from './procs.js';
 import { HOME } from './load.js';
 
 export interface FuzzOptions {
@@ -66,18 +67,6 @@ type Expect =
 const FATAL = new Set([ErrorCode.BAD_FRAME, ErrorCode.FRAME_TOO_LARGE, ErrorCode.UNKNOWN_TYPE, ErrorCode.INTERNAL, ErrorCode.SERVICE_UNAVAILABLE, ErrorCode.SHUTTING_DOWN, ErrorCode.ERROR_CODE_UNSPECIFIED]);
 const PHONES = ['+15550000101', '+15550000102', '+15550000103', '+15550000104'];
 const KNOWN = new Map(REQUESTS.map((r) => [r.id, r]));
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed with its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   readonly rnd: () => number;
@@ -331,7 +320,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
   const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);
   const t = new Tally();
   const primary = o.server.process.pid!;
-  const pidsBefore = childPids(primary);
+  const pidsBefore = workerPids(primary);
   const rssBefore = new Map(pidsBefore.map((p) => [p, rssKb(p)]));
   const rejectedBefore = total(await scrape(o.server), 'bike_frames_rejected_total');
   const quota = { left: o.frames };
@@ -343,7 +332,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
     clearInterval(progress);
   }
   const rejectedAfter = total(await scrape(o.server), 'bike_frames_rejected_total');
-  const pidsAfter = childPids(primary);
+  const pidsAfter = workerPids(primary);
   if (o.server.process.exitCode !== null || o.server.process.signalCode !== null) t.problem('the primary exited');
   if (pidsAfter.join() !== pidsBefore.join()) t.problem(`worker pids changed: ${pidsBefore.join(',')} -> ${pidsAfter.join(',')} (a worker crashed)`);
   const bound = o.rssBoundKb ?? 150 * 1024;

@@ -24,13 +24,26 @@ function stat(pid: number): { state: string; ppid: number } | null {
   }
 }
 
-/** Direct children of `ppid` that are alive (not zombies). */
-export function childPids(ppid: number): number[] {
+function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The cluster workers of a primary: its live (not zombie) direct children that
+ * run the primary's own program. Helpers such as the esbuild service that tsx
+ * starts under `node --import tsx` are children too, and are left out.
+ */
+export function workerPids(primary: number): number[] {
+  const program = comm(primary);
   const pids: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const s = stat(Number(name));
-    if (s && s.ppid === ppid && s.state !== 'Z') pids.push(Number(name));
+    if (s && s.ppid === primary && s.state !== 'Z' && comm(Number(name)) === program) pids.push(Number(name));
   }
   return pids.sort((a, b) => a - b);
 }

@@ -132,7 +132,6 @@ interface ThreadResult {
 
 type ToMain = { kind: 'ready' } | { kind: 'failed'; message: string } | ({ kind: 'result' } & ThreadResult);
 
-const IDLE = 0;
 const WARMUP = 1;
 const MEASURE = 2;
 const STOP = 3;

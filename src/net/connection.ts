@@ -39,7 +39,6 @@ export class Connection {
 
   private readonly framer: Framer;
   private readingPaused = false;
-  private waitingDrain = false;
   private corked = false;
   private stopped = false; // a framing fault: no more frames are read
   private closeWhenIdle = false; // FIN as soon as nothing is in flight
@@ -66,10 +65,6 @@ export class Connection {
     this.framer = new Framer(limits.maxBodyBytes);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => {
-      this.waitingDrain = false;
-      this.maybeResume();
-    });
     socket.on('error', () => this.release('socket_error'));
     socket.on('close', () => this.release('client_closed'));
   }
@@ -179,7 +174,7 @@ export class Connection {
       this.socket.cork();
       process.nextTick(uncork, this);
     }
-    if (!this.socket.write(frame)) this.waitingDrain = true;
+    this.socket.write(frame); // unsent bytes are bounded below, not waited for
     if (this.socket.writableLength > this.limits.maxWriteBufferBytes) this.destroy('slow_reader');
   }
 

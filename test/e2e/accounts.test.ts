@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { execFileSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { BikeClient, ErrorCode, ServerError } from '../../src/client/client.js';
+import { BikeClient, ErrorCode } from '../../src/client/client.js';
 import { codec } from '../../src/protocol/codec.js';
 import { encodeFrame, HEADER_BYTES } from '../../src/protocol/header.js';
 import { MessageType, REQUESTS, type RequestName } from '../../src/protocol/types.js';
@@ -16,48 +16,12 @@ import { RecordKind, type ErrorMessage, type RechargeReply, type RequestCodeRepl
 import { createPool, Db } from '../../src/stores/mysql.js';
 import { upsertUserForLogin } from '../../src/dao/users.js';
 import { startServer, mysqlUrlFor, testDatabaseName, REDIS_URL, type StartOptions, type TestServer } from '../helpers/server.js';
-import { auditDatabase, dropDatabase, openDb } from '../helpers/db.js';
+import { auditDatabase, count, dropDatabase, openDb } from '../helpers/db.js';
+import { plain, rejectsWith, tally } from '../helpers/outcomes.js';
 import { connect, loggedIn, uniquePhone } from '../helpers/users.js';
 import { TcpProxy } from '../helpers/proxy.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Awaits `p` and asserts it failed with the wire error `code`; returns the error. */
-async function rejectsWith(p: Promise<unknown>, code: ErrorCode, what = ''): Promise<ServerError> {
-  let value: unknown;
-  try {
-    value = await p;
-  } catch (err) {
-    assert.ok(err instanceof ServerError, `${what} expected ${ErrorCode[code]}, got ${String(err)}`);
-    assert.equal(err.codeName, ErrorCode[code], `${what} expected ${ErrorCode[code]}, got ${err.message}`);
-    return err;
-  }
-  assert.fail(`${what} expected ${ErrorCode[code]}, got a success: ${JSON.stringify(value)}`);
-}
-
-/** The wire code name of a settled promise (OK for a success). */
-function outcome(r: PromiseSettledResult<unknown>): string {
-  if (r.status === 'fulfilled') return 'OK';
-  return r.reason instanceof ServerError ? r.reason.codeName : `client:${String(r.reason)}`;
-}
-
-function tally(results: PromiseSettledResult<unknown>[]): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const r of results) counts[outcome(r)] = (counts[outcome(r)] ?? 0) + 1;
-  return counts;
-}
-
-/**
- * A plain copy of a decoded message. protobufjs instances are not plain
- * objects, and fields at their default (0, false, '') live on the prototype,
- * so a spread would drop them: every field of the message type is copied.
- */
-function plain<T extends object>(m: T): T {
-  const fields = (m as { $type?: { fields: Record<string, unknown> } }).$type?.fields;
-  const out: Record<string, unknown> = {};
-  for (const k of fields ? Object.keys(fields) : Object.keys(m)) out[k] = (m as Record<string, unknown>)[k];
-  return out as T;
-}
 
 /** A six-digit code guaranteed to differ from `code`. */
 const otherCode = (code: string, shift = 1) => String((Number(code) + shift) % 1_000_000).padStart(6, '0');
@@ -105,10 +69,7 @@ function fixture(options: StartOptions | (() => Promise<StartOptions>) = {}) {
   return state;
 }
 
-async function count(db: Db, sql: string, params: (string | number)[]): Promise<number> {
-  const [row] = await db.rows<{ n: number }>(sql, params);
-  return Number(row.n);
-}
+
 
 /**
  * Rows holding the user's account: an `accounts` row where the schema has

@@ -16,7 +16,9 @@ import { insertBike, setBikeStatus } from '../../src/dao/bikes.js';
 import { BikeService } from '../../src/services/bikes.js';
 import { systemClock } from '../../src/clock.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { auditDatabase, dropDatabase, openDb } from '../helpers/db.js';
+import { auditDatabase, count, dropDatabase, openDb } from '../helpers/db.js';
+import { plain, rejectsWith, tally } from '../helpers/outcomes.js';
+import { prng } from '../helpers/prng.js';
 import { connect, loggedIn } from '../helpers/users.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -25,42 +27,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 // The fare table of this file's server: short periods, so real rides of a few seconds cross them.
 const FARE = { baseCents: 150, baseSeconds: 1, stepCents: 100, stepSeconds: 1 };
 const expectedFare = (d: number) => FARE.baseCents + FARE.stepCents * Math.ceil(Math.max(0, d - FARE.baseSeconds) / FARE.stepSeconds);
-
-/** Awaits `p` and asserts it failed with the wire error `code`; returns the error. */
-async function rejectsWith(p: Promise<unknown>, code: ErrorCode, what = ''): Promise<ServerError> {
-  let value: unknown;
-  try {
-    value = await p;
-  } catch (err) {
-    assert.ok(err instanceof ServerError, `${what} expected ${ErrorCode[code]}, got ${String(err)}`);
-    assert.equal(err.codeName, ErrorCode[code], `${what} expected ${ErrorCode[code]}, got ${err.message}`);
-    return err;
-  }
-  assert.fail(`${what} expected ${ErrorCode[code]}, got a success: ${JSON.stringify(value)}`);
-}
-
-function outcome(r: PromiseSettledResult<unknown>): string {
-  if (r.status === 'fulfilled') return 'OK';
-  return r.reason instanceof ServerError ? r.reason.codeName : `client:${String(r.reason)}`;
-}
-
-function tally(results: PromiseSettledResult<unknown>[]): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const r of results) counts[outcome(r)] = (counts[outcome(r)] ?? 0) + 1;
-  return counts;
-}
-
-/**
- * A plain copy of a decoded message. protobufjs instances are not plain
- * objects, and fields at their default (0, false, '') live on the prototype,
- * so a spread would drop them: every field of the message type is copied.
- */
-function plain<T extends object>(m: T): T {
-  const fields = (m as { $type?: { fields: Record<string, unknown> } }).$type?.fields;
-  const out: Record<string, unknown> = {};
-  for (const k of fields ? Object.keys(fields) : Object.keys(m)) out[k] = (m as Record<string, unknown>)[k];
-  return out as T;
-}
 
 // Haversine on a sphere of radius 6371008.8 m, written out independently of the server.
 const R = 6371008.8;
@@ -75,22 +41,7 @@ function distanceM(lat1: number, lng1: number, lat2: number, lng2: number): numb
 /** A random point of the world away from the poles and the antimeridian, so each test has a map area of its own. */
 const randomCenter = () => ({ lat: randomInt(-50_000, 50_000) / 1000, lng: randomInt(-150_000, 150_000) / 1000 });
 
-/** Seeded PRNG (mulberry32), so a failing mixed run can be replayed with TEST_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-async function count(db: Db, sql: string, params: (string | number)[]): Promise<number> {
-  const [row] = await db.rows<{ n: number }>(sql, params);
-  return Number(row.n);
-}
 
 /** Where a user's balance lives: `accounts.user_id` where the schema has that table, else `users.id`. */
 async function balanceLocation(db: Db): Promise<{ table: string; key: string }> {

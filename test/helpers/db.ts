@@ -28,3 +28,9 @@ export async function auditDatabase(database: string): Promise<{ report: AuditRe
     await db.close();
   }
 }
+
+/** The `n` column of the first row: `SELECT COUNT(*) AS n ...`. */
+export async function count(db: Db, sql: string, params: (string | number)[]): Promise<number> {
+  const [row] = await db.rows<{ n: number }>(sql, params);
+  return Number(row.n);
+}
