@@ -677,9 +677,9 @@ async function main(): Promise<void> {
 }
 
 async function auditBenchDb(): Promise<string> {
-  const [{ createPool, Db }, { audit, auditProblems }] = await Promise.all([import('../src/stores/mysql.js'), import('../src/dao/audit.js')]);
+  const [{ Db }, { audit, auditProblems }] = await Promise.all([import('../src/stores/mysql.js'), import('../src/dao/audit.js')]);
   const options = { url: mysqlUrl(BENCH_DB), poolSize: 2, timeoutMs: 30_000 };
-  const db = new Db(createPool(options), options);
+  const db = new Db(options);
   try {
     const problems = auditProblems(await audit(db));
     return problems.length ? `${problems.length} violation(s): ${problems.join('; ')}` : 'all invariants hold';

@@ -564,13 +564,13 @@ async function step<T>(what: string, work: () => Promise<T>): Promise<T> {
 }
 
 async function seedBikes(mysqlUrl: string, count: number, center: { lat: number; lng: number }): Promise<{ ids: number[]; first: { lat: number; lng: number } }> {
-  const [{ createPool, Db }, { BikeService }, { systemClock }] = await Promise.all([
+  const [{ Db }, { BikeService }, { systemClock }] = await Promise.all([
     import('../stores/mysql.js'),
     import('../services/bikes.js'),
     import('../clock.js'),
   ]);
   const options = { url: mysqlUrl, poolSize: 8, timeoutMs: 10_000 };
-  const db = new Db(createPool(options), options);
+  const db = new Db(options);
   try {
     const bikes = new BikeService(db, systemClock);
     const chunks = 8;

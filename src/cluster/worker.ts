@@ -7,7 +7,7 @@ import { Metrics } from '../metrics/metrics.js';
 import { ProtocolServer } from '../net/server.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
 import { routes } from '../dispatch/routes.js';
-import { createPool, Db } from '../stores/mysql.js';
+import { Db } from '../stores/mysql.js';
 import { createRedis, waitReady } from '../stores/redis.js';
 import { CodeStore } from '../services/codes.js';
 import { SessionStore } from '../services/sessions.js';
@@ -27,9 +27,10 @@ export interface WorkerHandle {
 
 /** Builds and starts a worker's whole stack. Used by the cluster worker and by in-process tests. */
 export async function startWorker(config: Config, log: Logger, clock: Clock = systemClock, metrics = new Metrics()): Promise<WorkerHandle> {
-  const db = new Db(createPool({ url: config.mysqlUrl, poolSize: config.mysqlPoolSize, timeoutMs: config.storeTimeoutMs }), {
+  const db = new Db({
     url: config.mysqlUrl,
     poolSize: config.mysqlPoolSize,
+    txPoolSize: config.mysqlTxPoolSize,
     timeoutMs: config.storeTimeoutMs,
     onUnavailable: () => metrics.storeErrors.inc({ store: 'mysql' }),
   });

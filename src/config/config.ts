@@ -12,6 +12,7 @@ export interface Config {
   migrateOnStart: boolean;
   mysqlUrl: string;
   mysqlPoolSize: number;
+  mysqlTxPoolSize: number;
   redisUrl: string;
   storeTimeoutMs: number;
   smsSender: 'log' | 'echo';

@@ -1,6 +1,9 @@
-// The mysql2 pool of one worker, and the one way SQL is run: prepared
+// The mysql2 pools of one worker, and the one way SQL is run: prepared
 // statements (`execute`), with connectivity failures turned into
 // SERVICE_UNAVAILABLE at this boundary so no caller has to know mysql2 codes.
+// Two pools: one for single statements (autocommit), one whose connections
+// run with autocommit off, so that a transaction starts with its first
+// statement instead of a BEGIN round trip (as JDBC's setAutoCommit(false)).
 // The callback API is used underneath: mysql2's promise wrapper captures a
 // stack trace per call, which showed up in the CPU profile of the hot path.
 import mysql from 'mysql2';
@@ -19,17 +22,20 @@ export interface Executor {
 
 export interface MysqlOptions {
   url: string;
+  /** connections for single statements (autocommit) */
   poolSize: number;
+  /** connections for transactions (autocommit off); default poolSize */
+  txPoolSize?: number;
   timeoutMs: number;
   /** Called for each unreachable-store failure (metrics). */
   onUnavailable?: (err: unknown) => void;
 }
 
-export function createPool(options: MysqlOptions): Pool {
+function createPool(options: MysqlOptions, size: number): Pool {
   return mysql.createPool({
     uri: options.url,
-    connectionLimit: options.poolSize,
-    maxIdle: options.poolSize,
+    connectionLimit: size,
+    maxIdle: size,
     connectTimeout: options.timeoutMs,
     enableKeepAlive: true,
     supportBigNumbers: true,
@@ -82,19 +88,30 @@ class StatementRunner implements Executor {
   }
 }
 
-/** The pool as an Executor, plus the transaction helper. */
+/** The statement pool as an Executor, plus the transaction helper over the transaction pool. */
 export class Db extends StatementRunner {
-  constructor(
-    readonly pool: Pool,
-    options: MysqlOptions,
-  ) {
+  readonly pool: Pool;
+  private readonly txPool: Pool;
+
+  constructor(options: MysqlOptions) {
+    const pool = createPool(options, options.poolSize);
     super(pool, options);
+    this.pool = pool;
+    this.txPool = createPool(options, options.txPoolSize ?? options.poolSize);
+    // Runs before the pool hands the new connection out (commands on one connection run in order).
+    this.txPool.on('connection', (conn) =>
+      conn.query('SET autocommit = 0', (err) => {
+        if (err) conn.destroy(); // never hand out a connection that would commit each statement
+      }),
+    );
   }
 
   /**
-   * Runs `work` in one transaction: BEGIN, COMMIT when it returns, ROLLBACK
-   * when it throws (the error goes on to the caller), and the connection goes
-   * back to the pool in every case: the RAII guard of a C++ server.
+   * Runs `work` in one transaction: it starts with the first statement (the
+   * connection has autocommit off), COMMIT when `work` returns, ROLLBACK when
+   * it throws (the error goes on to the caller), and the connection goes back
+   * to the pool in every case, never with a transaction open: the RAII guard
+   * of a C++ server.
    */
   async transaction<T>(work: (tx: Executor) => Promise<T>): Promise<T> {
     // InnoDB may pick this transaction as a deadlock victim; it was rolled
@@ -111,13 +128,12 @@ export class Db extends StatementRunner {
   private async once<T>(work: (tx: Executor) => Promise<T>): Promise<T> {
     let conn: PoolConnection;
     try {
-      conn = await new Promise<PoolConnection>((resolve, reject) => this.pool.getConnection((err, c) => (err ? reject(err) : resolve(c))));
+      conn = await new Promise<PoolConnection>((resolve, reject) => this.txPool.getConnection((err, c) => (err ? reject(err) : resolve(c))));
     } catch (err) {
       throw this.translate(err);
     }
     let broken = false;
     try {
-      await query(conn, 'START TRANSACTION');
       const result = await work(new StatementRunner(conn, this.options));
       await query(conn, 'COMMIT');
       return result;
@@ -141,15 +157,21 @@ export class Db extends StatementRunner {
     }
   }
 
-  /** In use / idle / waiting, for the pool gauges (mysql2 keeps these on the pool). */
+  /** In use / idle / waiting over both pools, for the pool gauges (mysql2 keeps these on the pool). */
   poolStats(): { inUse: number; idle: number; waiting: number } {
-    const p = this.pool as unknown as { _allConnections?: { length: number }; _freeConnections?: { length: number }; _connectionQueue?: { length: number } };
-    const all = p._allConnections?.length ?? 0;
-    const idle = p._freeConnections?.length ?? 0;
-    return { inUse: all - idle, idle, waiting: p._connectionQueue?.length ?? 0 };
+    const stats = { inUse: 0, idle: 0, waiting: 0 };
+    for (const pool of [this.pool, this.txPool]) {
+      const p = pool as unknown as { _allConnections?: { length: number }; _freeConnections?: { length: number }; _connectionQueue?: { length: number } };
+      const all = p._allConnections?.length ?? 0;
+      const idle = p._freeConnections?.length ?? 0;
+      stats.inUse += all - idle;
+      stats.idle += idle;
+      stats.waiting += p._connectionQueue?.length ?? 0;
+    }
+    return stats;
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => this.pool.end(() => resolve()));
+    await Promise.all([this.pool, this.txPool].map((pool) => new Promise<void>((resolve) => pool.end(() => resolve()))));
   }
 }

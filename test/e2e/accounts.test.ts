@@ -13,7 +13,7 @@ import { codec } from '../../src/protocol/codec.js';
 import { encodeFrame, HEADER_BYTES } from '../../src/protocol/header.js';
 import { MessageType, REQUESTS, type RequestName } from '../../src/protocol/types.js';
 import { RecordKind, type ErrorMessage, type RechargeReply, type RequestCodeReply } from '../../src/protocol/messages.js';
-import { createPool, Db } from '../../src/stores/mysql.js';
+import { Db } from '../../src/stores/mysql.js';
 import { upsertUserForLogin } from '../../src/dao/users.js';
 import { startServer, mysqlUrlFor, testDatabaseName, REDIS_URL, type StartOptions, type TestServer } from '../helpers/server.js';
 import { auditDatabase, count, dropDatabase, openDb } from '../helpers/db.js';
@@ -264,7 +264,7 @@ describe('accounts', () => {
     const phone = uniquePhone();
     // A pool as large as the race, so all 50 transactions really run at once.
     const options = { url: mysqlUrlFor(f.server.database), poolSize: 50, timeoutMs: 20_000 };
-    const db = new Db(createPool(options), options);
+    const db = new Db(options);
     try {
       const now = Date.now();
       const results = await Promise.allSettled(Array.from({ length: 50 }, () => db.transaction((tx) => upsertUserForLogin(tx, phone, now))));

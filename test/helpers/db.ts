@@ -1,12 +1,12 @@
 // Direct database access for tests: the invariants, counts, and cleanup.
 import mysql from 'mysql2/promise';
-import { createPool, Db } from '../../src/stores/mysql.js';
+import { Db } from '../../src/stores/mysql.js';
 import { audit, auditProblems, type AuditReport } from '../../src/dao/audit.js';
 import { MYSQL_BASE, mysqlUrlFor } from './server.js';
 
 export function openDb(database: string): Db {
   const options = { url: mysqlUrlFor(database), poolSize: 4, timeoutMs: 5000 };
-  return new Db(createPool(options), options);
+  return new Db(options);
 }
 
 export async function dropDatabase(database: string): Promise<void> {

@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { migrate } from '../../src/stores/migrate.js';
-import { createPool, Db } from '../../src/stores/mysql.js';
+import { Db } from '../../src/stores/mysql.js';
 import { ServiceUnavailableError } from '../../src/errors.js';
 import { upsertUserForLogin, balanceOf, lockBalance, setBalance } from '../../src/dao/users.js';
 import { dropDatabase, openDb } from '../helpers/db.js';
@@ -56,6 +56,30 @@ test('rollback when the work throws, and the error reaches the caller', async ()
   assert.equal(await balanceOf(db, user.userId), 0);
 });
 
+test('transactions run with autocommit off (no BEGIN) and never leave one open; single statements autocommit', async () => {
+  const flag = async (ex: { rows<T>(sql: string, params: []): Promise<T[]> }) => Number((await ex.rows<{ a: number }>('SELECT @@autocommit AS a', []))[0].a);
+  assert.equal(await db.transaction((tx) => flag(tx)), 0);
+  assert.equal(await flag(db), 1);
+  const user = await upsertUserForLogin(db, '+15550000006', Date.now());
+  const openTrx = (thread: number) => db.rows<{ n: number }>('SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = ?', [thread]);
+  // After a commit and after a rollback, the connection's transaction is over.
+  const committed = await db.transaction(async (tx) => {
+    await setBalance(tx, user.userId, 5, Date.now());
+    return Number((await tx.rows<{ id: number }>('SELECT CONNECTION_ID() AS id', []))[0].id);
+  });
+  assert.equal(Number((await openTrx(committed))[0].n), 0, 'no transaction left open after COMMIT');
+  let rolledBack = 0;
+  await assert.rejects(
+    db.transaction(async (tx) => {
+      await setBalance(tx, user.userId, 6, Date.now());
+      rolledBack = Number((await tx.rows<{ id: number }>('SELECT CONNECTION_ID() AS id', []))[0].id);
+      throw new Error('undo');
+    }),
+  );
+  assert.equal(Number((await openTrx(rolledBack))[0].n), 0, 'no transaction left open after ROLLBACK');
+  assert.equal(await balanceOf(db, user.userId), 5);
+});
+
 test('connections always go back to the pool (more failing transactions than pool slots)', async () => {
   const user = await upsertUserForLogin(db, '+15550000003', Date.now());
   for (let i = 0; i < 20; i++) {
@@ -91,7 +115,7 @@ test('the login upsert under 50 concurrent first logins creates one user', async
 
 test('an unreachable database is SERVICE_UNAVAILABLE, within the store timeout', async () => {
   const options = { url: 'mysql://root@127.0.0.1:1/nothing', poolSize: 1, timeoutMs: 1000 };
-  const dead = new Db(createPool(options), options);
+  const dead = new Db(options);
   try {
     await assert.rejects(dead.rows('SELECT 1', []), ServiceUnavailableError);
     await assert.rejects(dead.transaction(async () => 1), ServiceUnavailableError);
