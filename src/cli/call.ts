@@ -21,6 +21,14 @@ const HELP = `usage: bikeshare call <message> [--flags] [--host H --port P --tls
   end-ride     --ride ID --lat LAT --lng LNG
   rides        [--cursor C] [--limit N]`;
 
+const UINT64_MAX = (1n << 64n) - 1n;
+
+/** A decimal uint64 as a Long (Ping's nonce is echoed bit for bit); null when the text is not one. */
+function uint64(text: string): Long | null {
+  if (!/^[0-9]{1,20}$/.test(text) || BigInt(text) > UINT64_MAX) return null;
+  return Long.fromString(text, true);
+}
+
 export async function callCommand(args: string[]): Promise<number> {
   const [message, ...rest] = args;
   if (!message || message === '--help') {
@@ -37,6 +45,11 @@ export async function callCommand(args: string[]): Promise<number> {
       bike: { type: 'string' }, ride: { type: 'string' },
     },
   });
+  const nonce = uint64(v.nonce ?? '0');
+  if (!nonce) {
+    console.error(`--nonce: must be a decimal integer 0..${UINT64_MAX}`);
+    return 2;
+  }
   const tokenFile = v['token-file']!;
   const token = existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : '';
   const client = await BikeClient.connect({ ...clientOptions(v), token });
@@ -44,7 +57,7 @@ export async function callCommand(args: string[]): Promise<number> {
   try {
     let answer: unknown;
     switch (message) {
-      case 'ping': answer = await client.ping(Long.fromString(v.nonce ?? '0', true)); break;
+      case 'ping': answer = await client.ping(nonce); break;
       case 'request-code': answer = await client.requestCode(v.phone ?? ''); break;
       case 'login':
         answer = await client.login(v.phone ?? '', v.code ?? '');

@@ -34,10 +34,10 @@ export interface MessageCodec<T> {
 
 type Fix = (message: Record<string, unknown>) => void;
 
-const toNumber = (v: unknown) => (Long.isLong(v) ? (v as Long).toNumber() : v);
+const toNumber = (v: unknown) => (Long.isLong(v) ? v.toNumber() : v);
 const toNumberIfSafe = (v: unknown) => {
   if (!Long.isLong(v)) return v;
-  const n = (v as Long).toNumber();
+  const n = v.toNumber();
   return Number.isSafeInteger(n) ? n : v;
 };
 

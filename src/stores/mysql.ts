@@ -90,7 +90,7 @@ class StatementRunner implements Executor {
 
 /** The statement pool as an Executor, plus the transaction helper over the transaction pool. */
 export class Db extends StatementRunner {
-  readonly pool: Pool;
+  private readonly pool: Pool;
   private readonly txPool: Pool;
 
   constructor(options: MysqlOptions) {

@@ -103,6 +103,14 @@ test('call ping prints a Pong', async () => {
   const pong = JSON.parse(r.stdout) as { nonce: number | string; serverTimeMs: number | string };
   assert.equal(Number(pong.nonce), 7);
   assert.ok(Math.abs(Number(pong.serverTimeMs) - Date.now()) < 60_000, show(r));
+  // Any uint64 nonce comes back digit for digit; anything else is a usage error.
+  const max = await cli(['call', 'ping', '--nonce', '18446744073709551615', '--port', String(server.port)]);
+  assert.equal(max.code, 0, show(max));
+  assert.equal((JSON.parse(max.stdout) as { nonce: string }).nonce, '18446744073709551615');
+  for (const bad of ['1e3', '-1', '18446744073709551616']) {
+    const r2 = await cli(['call', 'ping', `--nonce=${bad}`, '--port', String(server.port)]);
+    assert.equal(r2.code, 2, `--nonce ${bad}: ${show(r2)}`);
+  }
 });
 
 test('call login keeps the token in the token file and call balance uses it', async () => {
